@@ -1,0 +1,215 @@
+-- luasync.async: tasks and the async/await family of globals (API.md section 2),
+-- plus setTimeout/setInterval.
+local sched = require("luasync.sched")
+local Promise = require("luasync.promise")
+require("luasync.combinators")
+local errors = require("luasync.errors")
+
+local new, settle, resolve, on_error = Promise._new, Promise._settle, Promise._resolve, Promise._on_error
+local REJECTED = Promise.REJECTED
+local task_of, current = sched.task_of, sched.current
+local last_raise = Promise._last_raise
+local xpcall, pcall, error, select, type, rawequal = xpcall, pcall, error, select, type, rawequal
+local unpack = unpack or table.unpack
+
+local M = {}
+
+local task_ids = 0
+
+-- The frames to report for an error e that escaped fiber co with stack frames:
+-- when e is a rejection that an await re-raised, the failing task's frames come
+-- first, then where this task waited (marked async).
+local function full_frames(co, e, frames)
+  if last_raise.co == co and rawequal(last_raise.reason, e) and last_raise.frames then
+    local out = {}
+    for i, f in ipairs(last_raise.frames) do out[i] = f end
+    for _, f in ipairs(frames) do
+      out[#out + 1] = { func = f.func, file = f.file, line = f.line, async = true }
+    end
+    last_raise.co, last_raise.reason, last_raise.frames = nil, nil, nil
+    return out
+  end
+  return frames
+end
+M.full_frames = full_frames
+
+local function run_task(task, fn, ...)
+  local co = current()
+  task.co = co
+  task_of[co] = task
+  local ok, r = xpcall(fn, on_error, ...)
+  task_of[co] = nil
+  task.co = nil
+  local p = task.promise
+  if ok then
+    return resolve(p, r)
+  end
+  local e = r[1]
+  return settle(p, REJECTED, e, full_frames(co, e, r[2]))
+end
+
+local function cancel_task(task)
+  return function(err)
+    local co = task.co
+    if co then sched.cancel(co, err) end
+  end
+end
+
+--- spawn(fn, ...) -> Promise of fn's first result; fn runs now until it first suspends
+local function spawn(fn, ...)
+  if type(fn) ~= "function" and not (type(fn) == "table" and getmetatable(fn) and getmetatable(fn).__call) then
+    error("spawn: expected a function, got " .. type(fn), 2)
+  end
+  local p = new()
+  task_ids = task_ids + 1
+  local task = { promise = p, id = task_ids }
+  p._task = task
+  p:_onCancel(cancel_task(task))
+  sched.start(run_task, task, fn, ...)
+  return p
+end
+M.spawn = spawn
+
+--- go(fn, ...): spawn without a promise; an error is reported as an unhandled rejection
+function M.go(fn, ...)
+  if type(fn) ~= "function" and not (type(fn) == "table" and getmetatable(fn) and getmetatable(fn).__call) then
+    error("go: expected a function, got " .. type(fn), 2)
+  end
+  spawn(fn, ...)
+end
+
+--- async(fn) -> function(...) that starts fn(...) as a task and returns its Promise
+function M.async(fn)
+  if type(fn) ~= "function" and not (type(fn) == "table" and getmetatable(fn) and getmetatable(fn).__call) then
+    error("async: expected a function, got " .. type(fn), 2)
+  end
+  return function(...) return spawn(fn, ...) end
+end
+
+M.await = Promise.await
+
+--- sleep(seconds)
+function M.sleep(seconds)
+  seconds = tonumber(seconds)
+  if seconds == nil then error("sleep: expected a number of seconds", 2) end
+  sched.sleep(seconds)
+end
+
+local function error_table(co, e, frames)
+  local msg
+  if type(e) == "string" then msg = e
+  elseif type(e) == "table" and e.message ~= nil then msg = tostring(e.message)
+  else msg = errors.describe(e) end
+  return { message = msg, stack = full_frames(co, e, frames), timestamp = os.time(), error = e }
+end
+
+--- asyncTry(tryFn, catchFn?, finallyFn?) -> Promise
+function M.asyncTry(tryFn, catchFn, finallyFn)
+  return spawn(function()
+    local co = current()
+    local ok, r = xpcall(tryFn, on_error)
+    local failed, ferr
+    if not ok then
+      local err = error_table(co, r[1], r[2])
+      if catchFn then
+        local ok2, r2 = xpcall(catchFn, on_error, err)
+        if ok2 then r = r2 else failed, ferr = true, r2[1] end
+      else
+        failed, ferr = true, err
+      end
+    end
+    if finallyFn then finallyFn() end
+    if failed then error(ferr, 0) end
+    return r
+  end)
+end
+
+local function pack(...) return { n = select("#", ...), ... } end
+
+--- try(tryFn, catchFn, finallyFn?) -> what tryFn (or catchFn) returned; runs in the current task
+function M.try(tryFn, catchFn, finallyFn)
+  local r = pack(pcall(tryFn))
+  if not r[1] then
+    local e = r[2]
+    if catchFn then
+      r = pack(pcall(catchFn, errors.describe(e)))
+      if not r[1] then
+        if finallyFn then finallyFn() end
+        error(r[2], 0)
+      end
+    else
+      if finallyFn then finallyFn() end
+      error(e, 0)
+    end
+  end
+  if finallyFn then finallyFn() end
+  return unpack(r, 2, r.n)
+end
+
+--- batch(operations, size) -> results, errors (awaits)
+function M.batch(ops, size)
+  if type(ops) ~= "table" then error("batch: expected a table of functions", 2) end
+  local n = ops.n or #ops
+  size = tonumber(size) or n
+  if size < 1 then size = 1 end
+  local results, errs = {}, {}
+  local next_i = 1
+  local function worker()
+    while next_i <= n do
+      local i = next_i
+      next_i = i + 1
+      local ok, v = pcall(ops[i])
+      if ok then results[i] = v else errs[i] = v end
+    end
+  end
+  local workers = {}
+  for w = 1, math.min(size, n) do workers[w] = spawn(worker) end
+  for w = 1, #workers do Promise.await(workers[w]) end
+  return results, errs
+end
+
+---------------------------------------------------------------------------
+-- Timers with user callbacks. Callbacks run as tasks; an error in one is
+-- reported like an unhandled rejection.
+
+local Timer = {}
+Timer.__index = Timer
+Timer.__name = "luasync.Timer"
+
+local function fire(timer)
+  if timer.stopped then return end
+  if timer.interval then
+    timer.entry = sched.add_timer(timer.interval, fire, timer)
+  else
+    timer.stopped = true
+  end
+  local args = timer.args
+  spawn(timer.fn, unpack(args, 1, args.n))
+end
+
+function Timer:stop()
+  if not self.stopped then
+    self.stopped = true
+    sched.cancel_timer(self.entry)
+  end
+end
+Timer.clear = Timer.stop
+Timer.cancel = Timer.stop
+
+local function make_timer(name, fn, seconds, interval, ...)
+  if type(fn) ~= "function" and not (type(fn) == "table" and getmetatable(fn) and getmetatable(fn).__call) then
+    error(name .. ": expected a function", 3)
+  end
+  seconds = tonumber(seconds) or 0
+  local t = setmetatable({ fn = fn, args = pack(...) }, Timer)
+  if interval then t.interval = seconds > 0.001 and seconds or 0.001 end
+  t.entry = sched.add_timer(seconds, fire, t)
+  return t
+end
+
+function M.setTimeout(fn, seconds, ...) return make_timer("setTimeout", fn, seconds, false, ...) end
+function M.setInterval(fn, seconds, ...) return make_timer("setInterval", fn, seconds, true, ...) end
+function M.clearTimeout(t) if getmetatable(t) == Timer then t:stop() end end
+M.clearInterval = M.clearTimeout
+
+return M

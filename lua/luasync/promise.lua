@@ -1,0 +1,345 @@
+-- luasync.promise: Promises/A+ with cancellation, on the scheduler's microtask queue.
+--
+-- A promise keeps its reactions as (function, argument) pairs: the first one
+-- inline (_f1/_a1), further ones in _more. Settling queues each reaction as a
+-- microtask; a task awaiting the promise is queued for resumption directly.
+local sched = require("luasync.sched")
+local errors = require("luasync.errors")
+
+local defer, wake, park, current = sched.defer, sched.wake, sched.park, sched.current
+local setmetatable, getmetatable, type, rawequal, error, xpcall, pcall =
+  setmetatable, getmetatable, type, rawequal, error, xpcall, pcall
+
+local PENDING, FULFILLED, REJECTED = 0, 1, 2
+local STATUS = { [0] = "pending", "fulfilled", "rejected" }
+
+local Promise = {}
+Promise.__index = Promise
+Promise.__tostring = function(p) return "Promise<" .. STATUS[p._state] .. ">" end
+Promise.__name = "luasync.Promise"
+
+local M = Promise
+local WAKE = function() end  -- reaction marker: resume the task in _a
+local settle
+
+-- Rejections with no handler when the queue drains are reported (unhandled_hook).
+local unhandled, nunhandled = {}, 0
+
+local function new()
+  return setmetatable({ _state = PENDING }, Promise)
+end
+M._new = new
+
+local function add_reaction(p, f, a)
+  p._handled = true
+  local st = p._state
+  if st ~= PENDING then
+    if f == WAKE then
+      wake(a, p, st == FULFILLED, p._value)
+    else
+      defer(f, a, st, p._value)
+    end
+    return
+  end
+  p._n = (p._n or 0) + 1
+  if p._f1 == nil then
+    p._f1, p._a1 = f, a
+  else
+    local more = p._more
+    if more == nil then more = {}; p._more = more end
+    more[#more + 1] = f
+    more[#more + 1] = a
+  end
+end
+M._add_reaction = add_reaction
+
+local function fire(f, a, st, v, p)
+  if f == WAKE then wake(a, p, st == FULFILLED, v) else defer(f, a, st, v) end
+end
+
+settle = function(p, st, v, trace)
+  if p._state ~= PENDING then return false end
+  p._state = st
+  p._value = v
+  if trace then p._trace = trace end
+  local f = p._f1
+  if f ~= nil then
+    p._f1 = nil
+    fire(f, p._a1, st, v, p)
+    p._a1 = nil
+    local more = p._more
+    if more then
+      p._more = nil
+      for i = 1, #more, 2 do fire(more[i], more[i + 1], st, v, p) end
+    end
+  elseif st == REJECTED and not p._handled then
+    nunhandled = nunhandled + 1
+    unhandled[nunhandled] = p
+  end
+  local hooks = p._cancel_hooks
+  if hooks then p._cancel_hooks = nil end
+  return true
+end
+M._settle = settle
+
+local function capture_trace()
+  return errors.capture(3)
+end
+
+--- Internal: fulfil or reject a pending promise (no-ops once settled).
+function M._fulfill(p, v) return settle(p, FULFILLED, v) end
+function M._reject(p, e, trace) return settle(p, REJECTED, e, trace) end
+
+-- Error handler for user code: keeps the error value, captures the stack.
+local function on_error(e)
+  return { e, errors.capture(2) }
+end
+M._on_error = on_error
+
+local resolve
+
+local function adopt(p, st, v)
+  settle(p, st, v)
+end
+
+-- Promise Resolution Procedure (A+ 2.3)
+resolve = function(p, x)
+  if p._state ~= PENDING then return end
+  if type(x) == "table" then
+    if rawequal(x, p) then
+      return settle(p, REJECTED, errors.new("type", "TypeError: a promise cannot be resolved with itself"))
+    end
+    local mt = getmetatable(x)
+    if mt == Promise then
+      local st = x._state
+      if st == PENDING then
+        add_reaction(x, adopt, p)
+        x._handled = true
+      else
+        x._handled = true
+        settle(p, st, x._value, x._trace)
+      end
+      return
+    end
+    local ok, then_ = pcall(function() return x["then"] end)
+    if not ok then return settle(p, REJECTED, then_) end
+    local tt = type(then_)
+    if tt == "function" or (tt == "table" and getmetatable(then_) and getmetatable(then_).__call) then
+      local called = false
+      local function res(y)
+        if called then return end
+        called = true
+        resolve(p, y)
+      end
+      local function rej(r)
+        if called then return end
+        called = true
+        settle(p, REJECTED, r)
+      end
+      -- Like JS, the thenable's then runs in a job of its own.
+      defer(function()
+        local ok2, err = xpcall(then_, on_error, x, res, rej)
+        if not ok2 and not called then
+          called = true
+          settle(p, REJECTED, err[1], err[2])
+        end
+      end)
+      return
+    end
+  end
+  settle(p, FULFILLED, x)
+end
+M._resolve = resolve
+
+-- Reaction of a promise made by andThen/catch: run the handler, resolve the child.
+local function react(child, st, v)
+  local h
+  if st == FULFILLED then h = child._onF else h = child._onR end
+  child._onF, child._onR = nil, nil
+  if child._state ~= PENDING then return end
+  if h == nil then
+    return settle(child, st, v, nil)
+  end
+  local ok, r = xpcall(h, on_error, v)
+  if ok then
+    return resolve(child, r)
+  end
+  return settle(child, REJECTED, r[1], r[2])
+end
+
+--- p:andThen(onFulfilled?, onRejected?) -> Promise
+function Promise:andThen(onF, onR)
+  if getmetatable(self) ~= Promise then error("andThen: expected a Promise (use p:andThen)", 2) end
+  local child = setmetatable({ _state = PENDING, _parent = self }, Promise)
+  if type(onF) == "function" or (type(onF) == "table" and getmetatable(onF) and getmetatable(onF).__call) then
+    child._onF = onF
+  end
+  if type(onR) == "function" or (type(onR) == "table" and getmetatable(onR) and getmetatable(onR).__call) then
+    child._onR = onR
+  end
+  add_reaction(self, react, child)
+  return child
+end
+Promise.next = Promise.andThen
+Promise["then"] = Promise.andThen
+
+function Promise:catch(onR)
+  return self:andThen(nil, onR)
+end
+
+--- p:finally(fn) -> Promise: fn() runs either way; the outcome passes through
+-- (unless fn raises or returns a promise that rejects).
+function Promise:finally(fn)
+  return self:andThen(function(v)
+    local r = fn()
+    if getmetatable(r) == Promise then
+      r = M.await(r)
+    end
+    return v
+  end, function(e)
+    local r = fn()
+    if getmetatable(r) == Promise then
+      r = M.await(r)
+    end
+    error(e, 0)
+  end)
+end
+
+function Promise:status() return STATUS[self._state] end
+
+--- p:cancel(reason?) -> bool
+function Promise:cancel(reason)
+  if self._state ~= PENDING then return false end
+  local err = errors.cancelled(reason)
+  self._handled = true
+  self._cancelled = true
+  local hooks = self._cancel_hooks
+  self._cancel_hooks = nil
+  settle(self, REJECTED, err)
+  if hooks then
+    for i = 1, #hooks do hooks[i](err) end
+  end
+  local parent = self._parent
+  if parent and parent._state == PENDING and (parent._n or 0) <= 1 then
+    parent:cancel(reason)
+  end
+  return true
+end
+
+--- Internal: p:_onCancel(fn) — fn(err) runs if p is cancelled while pending.
+function Promise:_onCancel(fn)
+  local hooks = self._cancel_hooks
+  if hooks == nil then hooks = {}; self._cancel_hooks = hooks end
+  hooks[#hooks + 1] = fn
+  return self
+end
+
+---------------------------------------------------------------------------
+-- await
+
+-- The stack where an await raised a rejection, for tracebacks that cross awaits.
+local last_raise = { co = nil, reason = nil, frames = nil }
+M._last_raise = last_raise
+
+local function raise(p, v)
+  local frames = p._trace
+  last_raise.co = current()
+  last_raise.reason = v
+  last_raise.frames = frames
+  error(v, 0)
+end
+
+local function await(p)
+  if type(p) ~= "table" then return p end
+  local mt = getmetatable(p)
+  if mt ~= Promise then
+    local ok, t = pcall(function() return p["then"] end)
+    if not ok or type(t) ~= "function" then return p end
+    local q = new()
+    resolve(q, p)
+    p = q
+  end
+  local st = p._state
+  if st == FULFILLED then return p._value end
+  if st == REJECTED then
+    p._handled = true
+    return raise(p, p._value)
+  end
+  local co = current()
+  if co == nil then error("await called outside an async task", 2) end
+  add_reaction(p, WAKE, co)
+  local ok, v = park(p)
+  if ok then return v end
+  if p._state == REJECTED and rawequal(p._value, v) then return raise(p, v) end
+  error(v, 0)
+end
+M.await = await
+function Promise:await() return await(self) end
+
+---------------------------------------------------------------------------
+-- Constructors
+
+local function is_callable(f)
+  if type(f) == "function" then return true end
+  local mt = type(f) == "table" and getmetatable(f)
+  return mt and mt.__call ~= nil or false
+end
+
+--- Promise.new(function(resolve, reject) ... end)
+function M.new(executor)
+  if not is_callable(executor) then error("Promise.new: expected a function", 2) end
+  local p = new()
+  local done = false
+  local function res(v)
+    if done then return end
+    done = true
+    resolve(p, v)
+  end
+  local function rej(e)
+    if done then return end
+    done = true
+    settle(p, REJECTED, e, errors.capture(2))
+  end
+  local ok, err = xpcall(executor, on_error, res, rej)
+  if not ok and not done then
+    done = true
+    settle(p, REJECTED, err[1], err[2])
+  end
+  return p
+end
+
+function M.resolve(v)
+  if getmetatable(v) == Promise then return v end
+  local p = new()
+  resolve(p, v)
+  return p
+end
+
+function M.reject(e)
+  local p = new()
+  settle(p, REJECTED, e, errors.capture(2))
+  return p
+end
+
+function M.is(v) return getmetatable(v) == Promise end
+
+---------------------------------------------------------------------------
+-- Unhandled rejections
+
+--- Internal: the promises rejected with no handler since the last call.
+function M._take_unhandled()
+  if nunhandled == 0 then return nil end
+  local list = {}
+  for i = 1, nunhandled do
+    local p = unhandled[i]
+    unhandled[i] = nil
+    if not p._handled then list[#list + 1] = p end
+  end
+  nunhandled = 0
+  if #list == 0 then return nil end
+  return list
+end
+
+M.PENDING, M.FULFILLED, M.REJECTED = PENDING, FULFILLED, REJECTED
+
+return M

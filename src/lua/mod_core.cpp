@@ -1,0 +1,129 @@
+// luasync.core: the few primitives the Lua scheduler needs from the loop.
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+
+extern "C" {
+#include <lauxlib.h>
+}
+
+#include "lua/module.h"
+#include "lua/output.h"
+#include "lua/runtime.h"
+
+namespace luasync {
+namespace {
+
+// core.now() -> milliseconds of the loop clock (cached per iteration)
+int l_core_now(lua_State* L) {
+  lua_pushnumber(L, static_cast<lua_Number>(uv_now(Runtime::Get(L)->loop())));
+  return 1;
+}
+
+// core.update_now() -> milliseconds, refreshing the loop clock first
+int l_core_update_now(lua_State* L) {
+  uv_loop_t* loop = Runtime::Get(L)->loop();
+  uv_update_time(loop);
+  lua_pushnumber(L, static_cast<lua_Number>(uv_now(loop)));
+  return 1;
+}
+
+// core.hrtime() -> seconds from an arbitrary origin, nanosecond resolution
+int l_core_hrtime(lua_State* L) {
+  lua_pushnumber(L, static_cast<lua_Number>(uv_hrtime()) / 1e9);
+  return 1;
+}
+
+// core.timer_start(ms): (re)arms the single timer behind the Lua timer heap
+int l_core_timer_start(lua_State* L) {
+  lua_Number ms = luaL_checknumber(L, 1);
+  Runtime::Get(L)->TimerStart(ms <= 0 ? 0 : static_cast<uint64_t>(ms));
+  return 0;
+}
+
+// core.timer_stop()
+int l_core_timer_stop(lua_State* L) {
+  Runtime::Get(L)->TimerStop();
+  return 0;
+}
+
+// core.write(fd, s1, s2, ...): appends to the ordered stdout (1) or stderr (2) buffer
+int l_core_write(lua_State* L) {
+  int fd = static_cast<int>(luaL_checkinteger(L, 1));
+  Runtime* rt = Runtime::Get(L);
+  Output& out = fd == 2 ? rt->err() : rt->out();
+  int n = lua_gettop(L);
+  for (int i = 2; i <= n; i++) {
+    size_t len;
+    const char* s = lua_tolstring(L, i, &len);
+    if (!s) return luaL_argerror(L, i, "string expected");
+    out.Write(s, len);
+  }
+  return 0;
+}
+
+// core.flush(): writes buffered stdout now
+int l_core_flush(lua_State* L) {
+  Runtime::Get(L)->FlushOutput();
+  return 0;
+}
+
+// core.exit(code): flushes output and ends the process at once
+int l_core_exit(lua_State* L) {
+  int code = static_cast<int>(luaL_optinteger(L, 1, 0));
+  Runtime::Get(L)->ExitNow(code);
+}
+
+// core.set_signal(signum, on): watch SIGINT/SIGTERM/SIGHUP for the Lua hook
+int l_core_set_signal(lua_State* L) {
+  Runtime::Get(L)->WatchSignal(static_cast<int>(luaL_checkinteger(L, 1)), lua_toboolean(L, 2));
+  return 0;
+}
+
+// core.isatty(fd) -> bool
+int l_core_isatty(lua_State* L) {
+  lua_pushboolean(L, ::isatty(static_cast<int>(luaL_checkinteger(L, 1))));
+  return 1;
+}
+
+void CountHandle(uv_handle_t* h, void* arg) {
+  auto* L = static_cast<lua_State*>(arg);
+  if (!uv_is_active(h) || !uv_has_ref(h) || uv_is_closing(h)) return;
+  const char* name = uv_handle_type_name(uv_handle_get_type(h));
+  lua_getfield(L, -1, name);
+  lua_pushinteger(L, lua_tointeger(L, -1) + 1);
+  lua_setfield(L, -3, name);
+  lua_pop(L, 1);
+}
+
+// core.handles() -> {timer=n, tcp=n, ...}: active, referenced libuv handles
+int l_core_handles(lua_State* L) {
+  lua_newtable(L);
+  uv_walk(Runtime::Get(L)->loop(), CountHandle, L);
+  return 1;
+}
+
+int luaopen_core(lua_State* L) {
+  static const luaL_Reg fns[] = {{"now", l_core_now},
+                                 {"update_now", l_core_update_now},
+                                 {"hrtime", l_core_hrtime},
+                                 {"timer_start", l_core_timer_start},
+                                 {"timer_stop", l_core_timer_stop},
+                                 {"write", l_core_write},
+                                 {"flush", l_core_flush},
+                                 {"exit", l_core_exit},
+                                 {"set_signal", l_core_set_signal},
+                                 {"isatty", l_core_isatty},
+                                 {"handles", l_core_handles},
+                                 {nullptr, nullptr}};
+  lua_newtable(L);
+  luaL_register(L, nullptr, fns);
+  return 1;
+}
+
+}  // namespace
+
+LUASYNC_MODULE("luasync.core", luaopen_core);
+
+}  // namespace luasync

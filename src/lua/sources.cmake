@@ -1,0 +1,7 @@
+list(APPEND LUASYNC_CORE_SOURCES
+  src/cli/cli.cpp
+  src/lua/module.cpp
+  src/lua/output.cpp
+  src/lua/runtime.cpp
+  src/lua/mod_core.cpp
+)
