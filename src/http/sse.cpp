@@ -100,7 +100,8 @@ void SseParser::ProcessLine(std::string_view line) {
     int64_t ms = 0;
     for (char c : value) {
       if (c < '0' || c > '9') return;  // only ASCII digits count; otherwise ignored
-      if (ms < (INT64_MAX - 9) / 10) ms = ms * 10 + (c - '0');
+      int d = c - '0';
+      ms = ms > (INT64_MAX - d) / 10 ? INT64_MAX : ms * 10 + d;  // saturates
     }
     retry_ms_ = ms;
   }
@@ -121,6 +122,9 @@ void SseParser::Dispatch() {
 }
 
 bool SseParser::Finish() {
+  // A held BOM prefix is a partial line; check it here rather than while holding,
+  // so the outcome does not depend on how the BOM was split.
+  if (!bom_done_ && bom_seen_ > max_size_) Fail("sse: line longer than max size");
   bool clean = line_.empty() && data_.empty() && type_.empty() && (bom_done_ || bom_seen_ == 0);
   line_.clear();
   data_.clear();

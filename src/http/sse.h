@@ -26,7 +26,7 @@ struct SseEvent {
   std::string_view type;  ///< the `event:` field, "message" when absent or empty
   std::string_view data;  ///< `data:` lines joined with "\n" (a lone `data` line gives "")
   std::string_view id;    ///< last event ID: persists across events, as in the spec
-  int64_t retry_ms;       ///< last valid `retry:` value seen so far, -1 if none
+  int64_t retry_ms;       ///< last valid `retry:` value so far (saturating), -1 if none
 };
 
 class SseParser {

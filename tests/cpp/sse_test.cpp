@@ -142,7 +142,11 @@ TEST_CASE("sse: retry takes only ASCII digits", "[sse]") {
   p.Feed("retry:0\n");
   CHECK(p.retry_ms() == 0);
   p.Feed("retry: 99999999999999999999999\n");
-  CHECK(p.retry_ms() > 0);
+  CHECK(p.retry_ms() == INT64_MAX);
+  p.Feed("retry: 9223372036854775807\n");
+  CHECK(p.retry_ms() == INT64_MAX);
+  p.Feed("retry: 009223372036854775806\n");
+  CHECK(p.retry_ms() == INT64_MAX - 1);
   CHECK(Events("retry: 250\ndata: a\n\ndata: b\n\n") ==
         std::vector<Ev>{Msg("a", "message", "", 250), Msg("b", "message", "", 250)});
 }
@@ -216,6 +220,11 @@ TEST_CASE("sse: size guard reports an error instead of growing", "[sse]") {
   CHECK(p.events.empty());
   CHECK(p.error == "sse: event data larger than max size (12 bytes)");
   CHECK(Parse("data: 12345\ndata: 1234\n\n", 12).events == std::vector<Ev>{Msg("12345\n1234")});
+
+  // A held BOM prefix counts as a partial line, however the BOM was split.
+  CHECK(Parse("\xEF\xBB", 1).error == "sse: line longer than max size (1 bytes)");
+  CHECK(ParsePieces({"\xEF", "\xBB"}, 1).error == "sse: line longer than max size (1 bytes)");
+  CHECK(ParsePieces({"\xEF", "\xBB", "\xBF"}, 0).error.empty());
 
   // Once failed, Feed keeps returning false and delivers nothing more.
   int n = 0;
