@@ -186,8 +186,8 @@ def run_once(argv, timeout, env, rss=True):
     elif code != 0:
         problem = f"exit code {code}"
     if problem:
-        tail = "\n".join((stderr.strip() or stdout.strip()).splitlines()[-6:])
-        return {"ok": False, "error": problem + (f": {tail}" if tail else "")}
+        tail = "\n".join((stderr.strip() or stdout.strip()).splitlines()[-8:])
+        return {"ok": False, "error": problem, "output": tail}
     return sample
 
 
@@ -245,7 +245,8 @@ class Toolchain:
         if peer == "go":
             binary = self.go_bins.get(file)
             return [binary] + size if binary else f"go build of {file} failed"
-        return [self.paths[peer]] + flags + [os.path.join(CORE, file)] + size
+        script = os.path.relpath(os.path.join(CORE, file), ROOT)  # run from ROOT: short paths in errors
+        return [self.paths[peer]] + flags + [script] + size
 
     def version(self, peer):
         if not self.available(peer):
@@ -286,7 +287,8 @@ def measure(workload, tools, runs, warmup, timeout, peers):
                     m = run_once(commands[peer], timeout, env)
                     s = m if not m["ok"] else dict(s, peak_rss_kb=m.get("peak_rss_kb"))
                 if not s["ok"]:
-                    results[peer] = {"error": s["error"], "argv": commands[peer]}
+                    results[peer] = {"error": s["error"], "output": s.get("output", ""),
+                                     "argv": commands[peer]}
                     break
                 if r >= warmup:
                     samples[peer].append(s)
@@ -391,6 +393,17 @@ def detail_rows(workload, results):
     return rows
 
 
+def show(argv):
+    """A command line for the report, without this machine's directories."""
+    def short(a):
+        if a.startswith(ROOT + os.sep):
+            return os.path.relpath(a, ROOT)
+        if os.sep in a and os.path.isabs(a):
+            return os.path.basename(a)
+        return a
+    return " ".join(short(a) or "''" for a in argv)
+
+
 def machine_info():
     cpu = platform.processor() or platform.machine()
     try:
@@ -401,7 +414,8 @@ def machine_info():
                     break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
+    load = ", load average %.2f at the end" % os.getloadavg()[0] if hasattr(os, "getloadavg") else ""
+    return f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}{load}"
 
 
 def spawn_overhead(env, rss):
@@ -448,6 +462,9 @@ def main():
         return 2
 
     tools = Toolchain(os.path.abspath(args.luasync), args.scale)
+    if args.write:
+        args.write = os.path.abspath(args.write)
+    os.chdir(ROOT)
     for peer, why in tools.missing.items():
         if peer in peers:
             print(f"note: {peer} {why}; its columns are skipped", file=sys.stderr)
@@ -464,7 +481,9 @@ def main():
             details += detail_rows(w, results)
             for peer, res in results.items():
                 if "error" in res:
-                    problems.append(f"- {w.name} / {peer}: `{' '.join(res['argv'])}`: {res['error']}")
+                    problems.append(f"- {w.name} / {peer}: `{show(res['argv'])}`: {res['error']}")
+                    if res["output"]:
+                        problems += ["  ```"] + ["  " + l for l in res["output"].splitlines()] + ["  ```"]
     finally:
         tools.cleanup()
 
