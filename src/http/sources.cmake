@@ -1,4 +1,5 @@
+# HTTP transport: curl multi driven by libuv. No Lua here (the binding is src/lua/mod_http.cpp).
 list(APPEND LUASYNC_CORE_SOURCES
-  src/http/sse.cpp
-  src/http/ndjson.cpp
+  src/http/multi.cpp
+  src/http/request.cpp
 )

@@ -1,0 +1,79 @@
+// One libcurl multi handle driven by a libuv loop: curl tells us which sockets to watch (CURLMOPT_SOCKETFUNCTION)
+// and when to wake it (CURLMOPT_TIMERFUNCTION); we answer with curl_multi_socket_action from uv_poll_t and
+// uv_timer_t callbacks. All of a runtime's transfers share one Multi, so connections are reused and HTTP/2 streams
+// are multiplexed.
+//
+// Ownership: the Multi owns its CURLM, every Request it starts (see request.h), one heap uv_timer_t, one heap
+// uv_idle_t and one heap SocketContext (holding a uv_poll_t) per socket curl asks us to watch. libuv handle memory
+// is freed only in close callbacks, so after ~Multi the loop must run once more (uv_run) before uv_loop_close.
+#pragma once
+
+#include <cstddef>
+#include <list>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "http/request.h"
+
+struct uv_loop_s;
+struct uv_timer_s;
+struct uv_idle_s;
+
+namespace luasync::http {
+
+class Multi {
+ public:
+  struct Options {
+    long max_host_connections = 0;   ///< CURLMOPT_MAX_HOST_CONNECTIONS, 0 = unlimited
+    long max_total_connections = 0;  ///< CURLMOPT_MAX_TOTAL_CONNECTIONS, 0 = unlimited
+  };
+
+  /// Calls curl_global_init on first use in the process (never at startup).
+  explicit Multi(uv_loop_s* loop) : Multi(loop, Options{}) {}
+  Multi(uv_loop_s* loop, const Options& options);
+  /// Frees every in-flight Request without calling its callbacks, then the multi handle, and closes the libuv
+  /// handles (their memory goes in their close callbacks). Must not run inside one of our callbacks.
+  ~Multi();
+  Multi(const Multi&) = delete;
+  Multi& operator=(const Multi&) = delete;
+
+  /// Validates the options and starts the transfer. On invalid options (bad URL or scheme, bad method, CR/LF in a
+  /// header) returns nullptr and sets *error; nothing is sent and no callback runs.
+  Request* Start(RequestOptions options, RequestCallbacks callbacks, std::string* error);
+
+  /// Requests started and not yet finished or aborted.
+  size_t active() const { return requests_.size(); }
+
+  uv_loop_s* loop() const { return loop_; }
+
+ private:
+  friend class Request;
+  struct SocketContext;
+
+  void SocketAction(int fd, int events);     // curl_multi_socket_action plus AfterCurl()
+  void AfterCurl();                          // reap aborted, add pending, then finish completed transfers
+  void FinishCompleted();
+  void Discard(Request* request);            // Abort(): free now, or after curl returns
+  void Free(Request* request);               // remove from curl and from requests_; deletes it
+  void Defer(Request* request);              // schedule request->ApplyPause() from the idle callback
+  void RunDeferred();                        // the idle callback: ApplyPause() each queued Request
+  void CloseSocket(SocketContext* context);
+
+  struct Glue;                               // the C callbacks (multi.cpp); a nested type may use our privates
+
+  uv_loop_s* loop_;
+  void* multi_ = nullptr;                    // CURLM*, owned
+  uv_timer_s* timer_ = nullptr;              // owned; freed in its close callback
+  uv_idle_s* idle_ = nullptr;                // owned; runs only while deferred_ or reap_ work is queued
+  std::list<std::unique_ptr<Request>> requests_;
+  std::vector<Request*> pending_add_;        // started while curl was on the stack
+  std::vector<Request*> reap_;               // aborted while curl was on the stack
+  std::vector<Request*> deferred_;           // waiting for ApplyPause()
+  std::unordered_set<SocketContext*> sockets_;
+  bool in_curl_ = false;                     // a curl_multi_* / curl_easy_pause call is on the stack
+  int dispatching_ = 0;                      // inside on_done
+};
+
+}  // namespace luasync::http

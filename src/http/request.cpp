@@ -1,0 +1,415 @@
+// One transfer: builds the easy handle from RequestOptions and turns curl's header/write/read callbacks into
+// on_headers/on_chunk/body-source calls. Everything that needs the multi handle goes through Multi.
+#include "http/request.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <string_view>
+
+#include "http/multi.h"
+
+namespace luasync::http {
+
+namespace {
+
+bool IsTokenChar(unsigned char c) {
+  if (std::isalnum(c)) return true;
+  return std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
+}
+
+bool IsToken(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return IsTokenChar(c); });
+}
+
+bool HasLineBreakOrNul(std::string_view s) {
+  return s.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
+}
+
+bool EqualsNoCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+bool HasHeader(const Headers& headers, std::string_view name) {
+  return std::any_of(headers.begin(), headers.end(), [&](const auto& h) { return EqualsNoCase(h.first, name); });
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// "HTTP/1.1 200 OK" and "HTTP/2 200" -> 200; 0 if malformed.
+int ParseStatus(std::string_view line) {
+  size_t sp = line.find(' ');
+  if (sp == std::string_view::npos || line.size() < sp + 4) return 0;
+  int status = 0;
+  for (size_t i = sp + 1; i < sp + 4; ++i) {
+    if (line[i] < '0' || line[i] > '9') return 0;
+    status = status * 10 + (line[i] - '0');
+  }
+  return status;
+}
+
+ErrorKind Classify(CURLcode code) {
+  switch (code) {
+    case CURLE_OK:
+      return ErrorKind::kOk;
+    case CURLE_OPERATION_TIMEDOUT:
+      return ErrorKind::kTimeout;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+      return ErrorKind::kConnect;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CLIENTCERT:
+    case CURLE_USE_SSL_FAILED:
+      return ErrorKind::kTls;
+    case CURLE_FILESIZE_EXCEEDED:
+      return ErrorKind::kTooLarge;
+    default:
+      // Dropped connections (RECV_ERROR, SEND_ERROR, PARTIAL_FILE, GOT_NOTHING), malformed replies
+      // (WEIRD_SERVER_REPLY, BAD_CONTENT_ENCODING, HTTP2*), TOO_MANY_REDIRECTS, unsupported redirect targets.
+      return ErrorKind::kProtocol;
+  }
+}
+
+}  // namespace
+
+const char* KindName(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kOk: return "ok";
+    case ErrorKind::kTimeout: return "timeout";
+    case ErrorKind::kConnect: return "connect";
+    case ErrorKind::kTls: return "tls";
+    case ErrorKind::kProtocol: return "protocol";
+    case ErrorKind::kTooLarge: return "too_large";
+    case ErrorKind::kCancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
+std::string CheckOptions(const RequestOptions& options) {
+  if (!IsToken(options.method)) return "invalid method \"" + options.method + "\"";
+  if (HasLineBreakOrNul(options.url)) return "invalid URL: contains CR, LF or NUL";
+  CURLU* url = curl_url();
+  if (!url) return "out of memory";
+  std::string error;
+  char* scheme = nullptr;
+  if (curl_url_set(url, CURLUPART_URL, options.url.c_str(), 0) != CURLUE_OK) {
+    error = "invalid URL \"" + options.url + "\"";
+  } else if (curl_url_get(url, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+             !(EqualsNoCase(scheme, "http") || EqualsNoCase(scheme, "https"))) {
+    error = "unsupported URL scheme \"" + std::string(scheme ? scheme : "") + "\" (only http and https)";
+  }
+  curl_free(scheme);
+  curl_url_cleanup(url);
+  if (!error.empty()) return error;
+  for (const auto& [name, value] : options.headers) {
+    if (!IsToken(name)) return "invalid header name \"" + name + "\"";
+    if (HasLineBreakOrNul(value)) return "invalid value for header \"" + name + "\": contains CR, LF or NUL";
+  }
+  return "";
+}
+
+// Callbacks given to curl. They run only inside curl_multi_socket_action / curl_easy_pause, which Multi calls
+// from libuv callbacks with in_curl_ set. noexcept: a throwing user callback terminates rather than unwinding
+// through C frames.
+struct Request::Glue {
+  static size_t Header(char* data, size_t size, size_t n, void* self) noexcept {
+    return static_cast<Request*>(self)->OnHeaderLine(data, size * n);
+  }
+  static size_t Write(char* data, size_t size, size_t n, void* self) noexcept {
+    return static_cast<Request*>(self)->OnBody(data, size * n);
+  }
+  static size_t Read(char* buf, size_t size, size_t n, void* self) noexcept {
+    return static_cast<Request*>(self)->OnReadBody(buf, size * n);
+  }
+};
+
+Request::Request(Multi* multi, RequestOptions options, RequestCallbacks callbacks)
+    : multi_(multi), options_(std::move(options)), callbacks_(std::move(callbacks)) {}
+
+Request::~Request() {
+  // The Multi has removed the easy handle from the multi (curl_multi_remove_handle) before deleting us.
+  if (easy_) curl_easy_cleanup(static_cast<CURL*>(easy_));
+  curl_slist_free_all(static_cast<curl_slist*>(header_list_));
+}
+
+bool Request::Setup(std::string* error) {
+  CURL* easy = curl_easy_init();
+  if (!easy) {
+    *error = "curl_easy_init failed";
+    return false;
+  }
+  easy_ = easy;
+  const RequestOptions& o = options_;
+  curl_easy_setopt(easy, CURLOPT_PRIVATE, this);
+  curl_easy_setopt(easy, CURLOPT_URL, o.url.c_str());
+  curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  static_assert(sizeof(error_buffer_) >= CURL_ERROR_SIZE, "CURLOPT_ERRORBUFFER needs CURL_ERROR_SIZE bytes");
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, error_buffer_);
+  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &Glue::Header);
+  curl_easy_setopt(easy, CURLOPT_HEADERDATA, this);
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &Glue::Write);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, this);
+  curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");  // every decoder this libcurl has (gzip, deflate, ...)
+  curl_easy_setopt(easy, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+  curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
+  // For https, wait for a connection being set up rather than opening a second one, so h2 streams share it.
+  if (o.url.size() > 5 && EqualsNoCase(std::string_view(o.url).substr(0, 6), "https:")) {
+    curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
+  }
+#ifdef LUASYNC_VERSION
+  curl_easy_setopt(easy, CURLOPT_USERAGENT, "luasync/" LUASYNC_VERSION);
+#else
+  curl_easy_setopt(easy, CURLOPT_USERAGENT, "luasync");
+#endif
+  if (o.timeout_ms > 0) curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, o.timeout_ms);
+  if (o.connect_timeout_ms > 0) curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, o.connect_timeout_ms);
+  // Fails early (CURLE_FILESIZE_EXCEEDED) when Content-Length says so; OnBody counts for chunked replies.
+  if (o.max_body >= 0) curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(o.max_body));
+  if (o.insecure) {
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
+
+  const bool is_get = o.method == "GET";
+  const bool has_body = o.body_source || !o.body.empty() || o.method == "POST" || o.method == "PUT" ||
+                        o.method == "PATCH";
+  if (o.method == "HEAD") {
+    curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+  } else if (has_body) {
+    curl_easy_setopt(easy, CURLOPT_POST, 1L);
+    if (o.body_source) {
+      curl_easy_setopt(easy, CURLOPT_READFUNCTION, &Glue::Read);
+      curl_easy_setopt(easy, CURLOPT_READDATA, this);
+      curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(o.body_size));
+    } else {
+      // No copy: options_.body lives as long as the easy handle.
+      curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(o.body.size()));
+      curl_easy_setopt(easy, CURLOPT_POSTFIELDS, o.body.data());
+    }
+    if (o.method != "POST") curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, o.method.c_str());
+  } else if (!is_get) {
+    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, o.method.c_str());
+  }
+  if (is_get && o.follow_redirects) {
+    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(easy, CURLOPT_MAXREDIRS, 10L);
+  }
+
+  curl_slist* list = nullptr;
+  auto append = [&](const std::string& line) {
+    curl_slist* next = curl_slist_append(list, line.c_str());
+    if (next) list = next;
+    return next != nullptr;
+  };
+  bool ok = true;
+  for (const auto& [name, value] : o.headers) {
+    // "Name;" is curl's spelling for a header with an empty value ("Name:" would remove it).
+    ok = ok && append(value.empty() ? name + ";" : name + ": " + value);
+  }
+  // No "Expect: 100-continue" round trip, and no form Content-Type that the caller did not ask for.
+  if (!HasHeader(o.headers, "expect")) ok = ok && append("Expect:");
+  if (has_body && !HasHeader(o.headers, "content-type")) ok = ok && append("Content-Type:");
+  header_list_ = list;
+  if (!ok) {
+    *error = "out of memory";
+    return false;
+  }
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, list);
+  return true;
+}
+
+void Request::Pause() {
+  if (state_ == State::kActive || state_ == State::kPending) pause_wanted_ = true;
+}
+
+void Request::Resume() {
+  pause_wanted_ = false;
+  if (state_ == State::kActive && recv_paused_) multi_->Defer(this);
+}
+
+void Request::BodyReady() {
+  body_ready_ = true;
+  if (state_ == State::kActive && send_paused_) multi_->Defer(this);
+}
+
+void Request::Abort() {
+  if (state_ != State::kActive && state_ != State::kPending) return;
+  state_ = State::kAborted;
+  multi_->Discard(this);
+}
+
+void Request::ApplyPause() {
+  if (state_ != State::kActive) return;
+  int mask = 0;
+  if (recv_paused_) {
+    if (pause_wanted_) mask |= CURLPAUSE_RECV;
+    else recv_paused_ = false;  // cleared first: curl may call OnBody (and pause again) inside curl_easy_pause
+  }
+  if (send_paused_) {
+    if (!body_ready_) mask |= CURLPAUSE_SEND;
+    else send_paused_ = false;
+  }
+  curl_easy_pause(static_cast<CURL*>(easy_), mask);
+}
+
+void Request::DeliverHeaders() {
+  headers_delivered_ = true;
+  if (callbacks_.on_headers) callbacks_.on_headers(status_, headers_);
+}
+
+size_t Request::OnHeaderLine(const char* data, size_t len) {
+  if (state_ != State::kActive) return 0;  // aborted from a callback: make curl stop
+  if (headers_delivered_) return len;      // trailers after a chunked body are not exposed
+  std::string_view line(data, len);
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+  if (line.substr(0, 5) == "HTTP/") {      // a new header block: interim, redirect hop or final
+    status_ = ParseStatus(line);
+    headers_.clear();
+    return len;
+  }
+  if (line.empty()) {                      // end of a header block
+    if (status_ >= 100 && status_ < 200) return len;
+    // curl follows any 3xx with a Location when FOLLOWLOCATION is on, and skips that response's body.
+    bool followed = options_.follow_redirects && options_.method == "GET" && status_ >= 300 && status_ < 400 &&
+                    status_ != 304 && HasHeader(headers_, "location");
+    if (followed) return len;
+    DeliverHeaders();
+    return state_ == State::kActive ? len : 0;
+  }
+  if (line.front() == ' ' || line.front() == '\t') {  // obsolete line folding: continues the previous value
+    if (!headers_.empty()) {
+      std::string& value = headers_.back().second;
+      value += ' ';
+      value += Trim(line);
+    }
+    return len;
+  }
+  size_t colon = line.find(':');
+  if (colon == std::string_view::npos) return len;
+  std::string name(Trim(line.substr(0, colon)));
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::string_view value = Trim(line.substr(colon + 1));
+  auto it = std::find_if(headers_.begin(), headers_.end(), [&](const auto& h) { return h.first == name; });
+  if (it == headers_.end()) {
+    headers_.emplace_back(std::move(name), std::string(value));
+  } else {
+    it->second += ", ";
+    it->second += value;
+  }
+  return len;
+}
+
+size_t Request::OnBody(char* data, size_t len) {
+  if (state_ != State::kActive) return 0;
+  if (pause_wanted_) {
+    // curl keeps these bytes and hands them to us again after curl_easy_pause unpauses receiving.
+    recv_paused_ = true;
+    return CURL_WRITEFUNC_PAUSE;
+  }
+  if (!headers_delivered_) {
+    DeliverHeaders();
+    if (state_ != State::kActive) return 0;
+  }
+  received_ += static_cast<int64_t>(len);
+  if (options_.max_body >= 0 && received_ > options_.max_body) {
+    too_large_ = true;
+    return 0;  // CURLE_WRITE_ERROR, reported as too_large
+  }
+  if (!callbacks_.on_chunk) {
+    body_.append(data, len);
+    return len;
+  }
+  bool pause = callbacks_.on_chunk(data, len);
+  if (state_ != State::kActive) return 0;
+  if (pause) pause_wanted_ = true;  // takes effect with the next piece, so this one is never delivered twice
+  return len;
+}
+
+size_t Request::OnReadBody(char* buf, size_t cap) {
+  if (state_ != State::kActive) return CURL_READFUNC_ABORT;
+  while (upload_off_ == upload_.size()) {
+    if (upload_ended_) return 0;
+    upload_.clear();
+    upload_off_ = 0;
+    body_ready_ = false;
+    BodyPull pull = options_.body_source(upload_);
+    if (state_ != State::kActive) return CURL_READFUNC_ABORT;
+    switch (pull) {
+      case BodyPull::kData:
+        break;  // an empty chunk just pulls again
+      case BodyPull::kEnd:
+        upload_.clear();
+        upload_ended_ = true;
+        return 0;
+      case BodyPull::kWait:
+        upload_.clear();
+        if (body_ready_) break;  // BodyReady() was called inside the source: pull again now
+        send_paused_ = true;
+        return CURL_READFUNC_PAUSE;
+      case BodyPull::kFail:
+        source_failed_ = true;
+        source_error_ = upload_.empty() ? std::string("body source failed") : upload_;
+        upload_.clear();
+        return CURL_READFUNC_ABORT;
+    }
+  }
+  size_t n = std::min(cap, upload_.size() - upload_off_);
+  std::memcpy(buf, upload_.data() + upload_off_, n);
+  upload_off_ += n;
+  return n;
+}
+
+void Request::Complete(int curl_code) {
+  auto code = static_cast<CURLcode>(curl_code);
+  Result result;
+  if (too_large_) {
+    result.kind = ErrorKind::kTooLarge;
+  } else if (source_failed_) {
+    result.kind = ErrorKind::kCancelled;
+  } else {
+    result.kind = Classify(code);
+  }
+  if (result.kind == ErrorKind::kOk) {
+    if (!headers_delivered_) DeliverHeaders();
+  } else if (result.kind == ErrorKind::kTooLarge) {
+    result.message = "response body exceeds max_body (" + std::to_string(options_.max_body) + " bytes)";
+  } else if (source_failed_) {
+    result.message = "request body: " + source_error_;
+  } else {
+    result.message = error_buffer_[0] ? error_buffer_ : curl_easy_strerror(code);
+  }
+  result.status = headers_delivered_ ? status_ : 0;
+  result.headers = std::move(headers_);
+  result.body = std::move(body_);
+  char* url = nullptr;
+  if (curl_easy_getinfo(static_cast<CURL*>(easy_), CURLINFO_EFFECTIVE_URL, &url) == CURLE_OK && url) {
+    result.url = url;
+  }
+  if (callbacks_.on_done) callbacks_.on_done(std::move(result));
+}
+
+}  // namespace luasync::http
