@@ -1,5 +1,7 @@
-# HTTP transport: curl multi driven by libuv. No Lua here (the binding is src/lua/mod_http.cpp).
+# HTTP: curl multi driven by libuv (multi, request) and incremental framers (sse, ndjson). No Lua here.
 list(APPEND LUASYNC_CORE_SOURCES
+  src/http/sse.cpp
+  src/http/ndjson.cpp
   src/http/multi.cpp
   src/http/request.cpp
 )
