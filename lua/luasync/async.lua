@@ -7,14 +7,13 @@ local errors = require("luasync.errors")
 
 local new, settle, resolve, on_error = Promise._new, Promise._settle, Promise._resolve, Promise._on_error
 local REJECTED = Promise.REJECTED
-local task_of, current = sched.task_of, sched.current
+local current = sched.current
 local last_raise = Promise._last_raise
 local xpcall, pcall, error, select, type, rawequal = xpcall, pcall, error, select, type, rawequal
 local unpack = unpack or table.unpack
 
 local M = {}
 
-local task_ids = 0
 
 -- The frames to report for an error e that escaped fiber co with stack frames:
 -- when e is a rejection that an await re-raised, the failing task's frames come
@@ -33,26 +32,18 @@ local function full_frames(co, e, frames)
 end
 M.full_frames = full_frames
 
-local function run_task(task, fn, ...)
-  local co = current()
-  task.co = co
-  task_of[co] = task
+-- Runs in the task's fiber; rec is that fiber's record (see sched.lua).
+local function run_task(p, fn, ...)
+  local rec = current()
+  rec.promise = p
+  p._task = rec
   local ok, r = xpcall(fn, on_error, ...)
-  task_of[co] = nil
-  task.co = nil
-  local p = task.promise
+  p._task = false  -- the record goes back to the pool: cancel no longer reaches it
   if ok then
     return resolve(p, r)
   end
   local e = r[1]
-  return settle(p, REJECTED, e, full_frames(co, e, r[2]))
-end
-
-local function cancel_task(task)
-  return function(err)
-    local co = task.co
-    if co then sched.cancel(co, err) end
-  end
+  return settle(p, REJECTED, e, full_frames(rec, e, r[2]))
 end
 
 --- spawn(fn, ...) -> Promise of fn's first result; fn runs now until it first suspends
@@ -61,11 +52,7 @@ local function spawn(fn, ...)
     error("spawn: expected a function, got " .. type(fn), 2)
   end
   local p = new()
-  task_ids = task_ids + 1
-  local task = { promise = p, id = task_ids }
-  p._task = task
-  p:_onCancel(cancel_task(task))
-  sched.start(run_task, task, fn, ...)
+  sched.start(run_task, p, fn, ...)
   return p
 end
 M.spawn = spawn

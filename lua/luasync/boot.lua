@@ -134,8 +134,8 @@ local function check_unhandled()
   end
 end
 
-sched.set_hooks(function(co, err)
-  report("luasync: internal error in a task: ", err, errors.capture(0, co))
+sched.set_hooks(function(rec, err)
+  report("luasync: internal error in a task: ", err, errors.capture(0, rec.co))
   core.exit(70)
 end)
 
@@ -155,7 +155,7 @@ function hooks.start(chunk, opts)
   end
   main_promise = async.spawn(chunk, unpack(arg or {}))
   main_promise._main = true
-  main_promise._task.main = true
+  if main_promise._task then main_promise._task.main = true end
   Promise._add_reaction(main_promise, function(_, st, v)
     if st == Promise.REJECTED then
       local e = v
@@ -166,8 +166,8 @@ function hooks.start(chunk, opts)
   end)
 end
 
-local function where(co)
-  local frames = errors.capture(0, co)
+local function where(rec)
+  local frames = errors.capture(0, rec.co)
   local f = frames[1]
   if f then return f.file .. ":" .. f.line end
   return "?"
@@ -184,12 +184,9 @@ end
 --- Lines describing every parked task: "  file:line: main task waits on ..."
 function hooks.parked_lines()
   local lines = {}
-  for _, w in ipairs(sched.parked()) do
-    local who = "task"
-    if w.task then
-      who = w.task.main and "main task" or ("task " .. w.task.id)
-    end
-    lines[#lines + 1] = string.format("  %s: %s waits on %s", where(w.co), who, describe_wait(w.op))
+  for _, rec in ipairs(sched.parked()) do
+    local who = rec.main and "main task" or "task"
+    lines[#lines + 1] = string.format("  %s: %s waits on %s", where(rec), who, describe_wait(rec.op))
   end
   return lines
 end
@@ -234,8 +231,8 @@ function hooks.on_signal(signum)
   end
   -- Cancel in-flight work, then exit 128+N.
   if main_promise then main_promise:cancel("interrupted") end
-  for _, w in ipairs(sched.parked()) do
-    if w.task then w.task.promise:cancel("interrupted") end
+  for _, rec in ipairs(sched.parked()) do
+    if rec.promise then rec.promise:cancel("interrupted") end
   end
   return 128 + signum
 end

@@ -25,13 +25,16 @@ local settle
 -- Rejections with no handler when the queue drains are reported (unhandled_hook).
 local unhandled, nunhandled = {}, 0
 
+-- Promise tables are created with every hot field present (false = empty), so
+-- LuaJIT sizes them once instead of rehashing as fields are added.
+--   _state, _value; _f1/_a1: first reaction; _n: reactions ever added (> 0 = handled)
 local function new()
-  return setmetatable({ _state = PENDING }, Promise)
+  return setmetatable({ _state = PENDING, _value = false, _f1 = false, _a1 = false, _n = 0 }, Promise)
 end
 M._new = new
 
 local function add_reaction(p, f, a)
-  p._handled = true
+  p._n = p._n + 1
   local st = p._state
   if st ~= PENDING then
     if f == WAKE then
@@ -41,8 +44,7 @@ local function add_reaction(p, f, a)
     end
     return
   end
-  p._n = (p._n or 0) + 1
-  if p._f1 == nil then
+  if not p._f1 then
     p._f1, p._a1 = f, a
   else
     local more = p._more
@@ -63,21 +65,20 @@ settle = function(p, st, v, trace)
   p._value = v
   if trace then p._trace = trace end
   local f = p._f1
-  if f ~= nil then
-    p._f1 = nil
+  if f then
+    p._f1 = false
     fire(f, p._a1, st, v, p)
-    p._a1 = nil
+    p._a1 = false
     local more = p._more
     if more then
       p._more = nil
       for i = 1, #more, 2 do fire(more[i], more[i + 1], st, v, p) end
     end
-  elseif st == REJECTED and not p._handled then
+  elseif st == REJECTED and p._n == 0 and not p._handled then
     nunhandled = nunhandled + 1
     unhandled[nunhandled] = p
   end
-  local hooks = p._cancel_hooks
-  if hooks then p._cancel_hooks = nil end
+  if p._cancel_hooks then p._cancel_hooks = nil end
   return true
 end
 M._settle = settle
@@ -155,9 +156,9 @@ M._resolve = resolve
 local function react(child, st, v)
   local h
   if st == FULFILLED then h = child._onF else h = child._onR end
-  child._onF, child._onR = nil, nil
+  child._onF, child._onR = false, false
   if child._state ~= PENDING then return end
-  if h == nil then
+  if not h then
     return settle(child, st, v, nil)
   end
   local ok, r = xpcall(h, on_error, v)
@@ -170,7 +171,8 @@ end
 --- p:andThen(onFulfilled?, onRejected?) -> Promise
 function Promise:andThen(onF, onR)
   if getmetatable(self) ~= Promise then error("andThen: expected a Promise (use p:andThen)", 2) end
-  local child = setmetatable({ _state = PENDING, _parent = self }, Promise)
+  local child = setmetatable({ _state = PENDING, _value = false, _f1 = false, _a1 = false, _n = 0,
+                               _parent = self, _onF = false, _onR = false }, Promise)
   if type(onF) == "function" or (type(onF) == "table" and getmetatable(onF) and getmetatable(onF).__call) then
     child._onF = onF
   end
@@ -216,11 +218,16 @@ function Promise:cancel(reason)
   local hooks = self._cancel_hooks
   self._cancel_hooks = nil
   settle(self, REJECTED, err)
+  local task = self._task
+  if task then
+    self._task = false
+    sched.cancel(task, err)
+  end
   if hooks then
     for i = 1, #hooks do hooks[i](err) end
   end
   local parent = self._parent
-  if parent and parent._state == PENDING and (parent._n or 0) <= 1 then
+  if parent and parent._state == PENDING and parent._n <= 1 then
     parent:cancel(reason)
   end
   return true
@@ -333,7 +340,7 @@ function M._take_unhandled()
   for i = 1, nunhandled do
     local p = unhandled[i]
     unhandled[i] = nil
-    if not p._handled then list[#list + 1] = p end
+    if p._n == 0 and not p._handled then list[#list + 1] = p end
   end
   nunhandled = 0
   if #list == 0 then return nil end

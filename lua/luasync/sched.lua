@@ -6,8 +6,8 @@
 -- a worker fiber so that they may await) and task resumes. `run()` drains it
 -- completely before control goes back to the loop.
 --
--- A fiber suspends by yielding PARK after recording what it waits on in
--- `waiting[co]`; that entry is the wake token, so a stale wake-up (a promise
+-- A fiber suspends by yielding PARK after recording what it waits on in its
+-- record (`rec.op`); that is the wake token, so a stale wake-up (a promise
 -- settling after the task was cancelled) is ignored.
 local core = require("luasync.core")
 
@@ -26,15 +26,18 @@ local function RESUME() end  -- marker in the queue for "resume a parked fiber"
 local qf, qa, qb, qc = {}, {}, {}, {}
 local head, tail = 1, 0
 
-local current = nil          -- fiber being run by the scheduler, or nil outside any task
-local waiting = {}           -- fiber -> what it is parked on (wake token)
-local park_seq, seq = {}, 0  -- fiber -> order of parking (for reports)
-local task_of = {}           -- fiber -> task record (spawned tasks only)
-local pool, npool = {}, 0    -- finished fibers ready for reuse
+-- Every fiber has a permanent record, reused with the fiber from the pool:
+--   { co = coroutine, op = what it is parked on (false when not parked),
+--     prev/next = links in the list of parked fibers, seq = order of parking,
+--     task fields while it runs a spawned task: promise, main, cancel_err }
+-- `current` is the record of the fiber being run, or nil outside any task. The
+-- record is the handle other modules keep to wake a parked task.
+local current = nil
+local pool, npool = {}, 0    -- records of finished fibers, ready for reuse
 local POOL_MAX = 512
-
-M.waiting = waiting
-M.task_of = task_of
+local parked_head = { next = false, prev = false }  -- sentinel of the parked list
+parked_head.next, parked_head.prev = parked_head, parked_head
+local nparked, seq = 0, 0
 
 --- sched.defer(f, a, b, c): queue a microtask
 local function defer(f, a, b, c)
@@ -44,56 +47,66 @@ local function defer(f, a, b, c)
 end
 M.defer = defer
 
---- sched.current() -> the running task's fiber, or nil outside any task
+--- sched.current() -> handle of the running task (its fiber record), or nil outside any task
 function M.current() return current end
+
+local function unlink(rec)
+  local p, n = rec.prev, rec.next
+  p.next, n.prev = n, p
+  rec.prev, rec.next = false, false
+  nparked = nparked - 1
+end
 
 --- sched.park(op) -> the values passed to wake. Suspends the running task.
 -- op identifies the wait (also the wake token); op.what describes it for reports.
 function M.park(op)
-  local co = current
-  if co == nil then error("await called outside an async task", 2) end
-  local t = task_of[co]
-  if t and t.cancel_err ~= nil then
-    local e = t.cancel_err
-    t.cancel_err = nil
-    error(e, 0)
+  local rec = current
+  if rec == nil then error("await called outside an async task", 2) end
+  local cerr = rec.cancel_err
+  if cerr then
+    rec.cancel_err = false
+    error(cerr, 0)
   end
-  waiting[co] = op
+  rec.op = op
   seq = seq + 1
-  park_seq[co] = seq
+  rec.seq = seq
+  local last = parked_head.prev
+  rec.prev, rec.next = last, parked_head
+  last.next = rec
+  parked_head.prev = rec
+  nparked = nparked + 1
   return co_yield(PARK)
 end
 
---- sched.wake(co, op, ok, v) -> bool: queue the resume of co if it still waits on op
-local function wake(co, op, a, b)
-  if waiting[co] ~= op then return false end
-  waiting[co] = nil
-  park_seq[co] = nil
+--- sched.wake(rec, op, a, b) -> bool: queue the resume of rec if it still waits on op
+local function wake(rec, op, a, b)
+  if rec.op ~= op then return false end
+  rec.op = false
+  unlink(rec)
   local t = tail + 1
   tail = t
-  qf[t], qa[t], qb[t], qc[t] = RESUME, co, a, b
+  qf[t], qa[t], qb[t], qc[t] = RESUME, rec, a, b
   return true
 end
 M.wake = wake
 
---- sched.is_waiting(co, op) -> bool
-function M.is_waiting(co, op) return waiting[co] == op end
+--- sched.is_waiting(rec, op) -> bool
+function M.is_waiting(rec, op) return rec.op == op end
 
---- sched.cancel(co, err): cancel the fiber at its current suspension: undo its
--- wait (op:cancel()) and resume it with (false, err), so await raises err.
-function M.cancel(co, err)
-  local op = waiting[co]
-  if op == nil then
-    local t = task_of[co]
-    if t then t.cancel_err = err end  -- raised at its next suspension
+--- sched.cancel(rec, err): cancel the task at its current suspension: undo its
+-- wait (op:cancel(rec)) and resume it with (false, err), so await raises err.
+function M.cancel(rec, err)
+  local op = rec.op
+  if not op then
+    rec.cancel_err = err  -- raised at its next suspension
     return false
   end
-  waiting[co] = nil
-  park_seq[co] = nil
-  if type(op) == "table" and op.cancel then op:cancel(co) end
+  rec.op = false
+  unlink(rec)
+  if type(op) == "table" and op.cancel then op:cancel(rec) end
   local t = tail + 1
   tail = t
-  qf[t], qa[t], qb[t], qc[t] = RESUME, co, false, err
+  qf[t], qa[t], qb[t], qc[t] = RESUME, rec, false, err
   return true
 end
 
@@ -105,39 +118,42 @@ end
 
 local function get_fiber()
   if npool > 0 then
-    local co = pool[npool]
+    local rec = pool[npool]
     pool[npool] = nil
     npool = npool - 1
-    return co
+    return rec
   end
-  return co_create(fiber_main)
+  -- eight fields: LuaJIT gives the table exactly eight hash slots
+  return { co = co_create(fiber_main), op = false, prev = false, next = false, seq = 0,
+           promise = false, main = false, cancel_err = false }
 end
 
 local on_fiber_error  -- set by the runtime: internal failure escaping a fiber
 local requeue_yield   -- plain coroutine.yield at task level: resume next loop turn
 
-local function after_resume(co, ok, r)
+local function after_resume(rec, ok, r)
   if r == PARK then return end
   if r == DONE then
     if npool < POOL_MAX then
+      rec.promise, rec.main, rec.cancel_err = false, false, false
       npool = npool + 1
-      pool[npool] = co
+      pool[npool] = rec
     end
     return
   end
-  if not ok then return on_fiber_error(co, r) end
+  if not ok then return on_fiber_error(rec, r) end
   -- coroutine.yield() straight from a task body: it yields to the loop once.
-  return requeue_yield(co)
+  return requeue_yield(rec)
 end
 
 --- sched.start(f, ...): run f(...) in a fresh fiber now, until it first suspends.
 function M.start(f, ...)
-  local co = get_fiber()
+  local rec = get_fiber()
   local prev = current
-  current = co
-  local ok, r = co_resume(co, f, ...)
+  current = rec
+  local ok, r = co_resume(rec.co, f, ...)
   current = prev
-  return after_resume(co, ok, r)
+  return after_resume(rec, ok, r)
 end
 
 local function drain_microtasks()
@@ -155,21 +171,21 @@ end
 function M.run()
   while head <= tail do
     local f = qf[head]
+    local rec, ok, r
     if f == RESUME then
-      local co, a, b = qa[head], qb[head], qc[head]
+      local a, b
+      rec, a, b = qa[head], qb[head], qc[head]
       qf[head], qa[head], qb[head], qc[head] = nil, nil, nil, nil
       head = head + 1
-      current = co
-      local ok, r = co_resume(co, a, b)
-      current = nil
-      after_resume(co, ok, r)
+      current = rec
+      ok, r = co_resume(rec.co, a, b)
     else
-      local co = get_fiber()
-      current = co
-      local ok, r = co_resume(co, drain_microtasks)
-      current = nil
-      after_resume(co, ok, r)
+      rec = get_fiber()
+      current = rec
+      ok, r = co_resume(rec.co, drain_microtasks)
     end
+    current = nil
+    after_resume(rec, ok, r)
   end
   head, tail = 1, 0
 end
@@ -178,7 +194,7 @@ function M.pending() return tail - head + 1 end
 
 ---------------------------------------------------------------------------
 -- Timer heap: one libuv timer armed for the earliest deadline.
--- Entries: {t = deadline_ms, s = seq, co = fiber} or {t=, s=, fn=, arg=}
+-- Entries: {t = deadline_ms, s = seq, rec = fiber record} or {t=, s=, fn=, arg=}
 local heap, nheap = {}, 0
 local tseq = 0
 local live = 0           -- entries not cancelled
@@ -277,23 +293,30 @@ function TimerOp:cancel() M.cancel_timer(self) end
 
 --- sched.sleep(seconds): suspend the running task (sleep(0) yields once to the loop)
 function M.sleep(seconds)
-  local co = current
-  if co == nil then error("await called outside an async task", 2) end
+  local rec = current
+  if rec == nil then error("await called outside an async task", 2) end
   tseq = tseq + 1
-  local e = setmetatable({ t = now() + ms_of(seconds), s = tseq, co = co }, TimerOp)
+  local e = setmetatable({ t = now() + ms_of(seconds), s = tseq, rec = rec }, TimerOp)
   live = live + 1
   heap_push(e)
   if heap[1] == e then arm() end
   return M.park(e)
 end
 
-requeue_yield = function(co)
+requeue_yield = function(rec)
   tseq = tseq + 1
-  local e = setmetatable({ t = now(), s = tseq, co = co }, TimerOp)
+  local e = setmetatable({ t = now(), s = tseq, rec = rec }, TimerOp)
   live = live + 1
   heap_push(e)
   if heap[1] == e then arm() end
-  waiting[co] = e
+  rec.op = e
+  seq = seq + 1
+  rec.seq = seq
+  local last = parked_head.prev
+  rec.prev, rec.next = last, parked_head
+  last.next = rec
+  parked_head.prev = rec
+  nparked = nparked + 1
 end
 
 --- Called by the runtime when the libuv timer fires.
@@ -305,9 +328,9 @@ function M.on_timer()
     if not e.dead then
       e.dead = true
       live = live - 1
-      local co = e.co
-      if co then
-        wake(co, e, true)
+      local rec = e.rec
+      if rec then
+        wake(rec, e, true)
       else
         defer(e.fn, e.arg, e)
       end
@@ -320,14 +343,17 @@ function M.set_hooks(fiber_error)
   on_fiber_error = fiber_error
 end
 
---- sched.parked() -> list of {co=, op=, seq=} for every parked fiber, oldest first
+--- sched.parked() -> list of fiber records of every parked task, oldest first
 function M.parked()
   local list = {}
-  for co, op in pairs(waiting) do
-    list[#list + 1] = { co = co, op = op, seq = park_seq[co] or 0, task = task_of[co] }
+  local rec = parked_head.next
+  while rec ~= parked_head do
+    list[#list + 1] = rec
+    rec = rec.next
   end
-  table.sort(list, function(a, b) return a.seq < b.seq end)
   return list
 end
+
+function M.nparked() return nparked end
 
 return M
