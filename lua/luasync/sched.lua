@@ -300,7 +300,8 @@ function M.sleep(seconds)
   live = live + 1
   heap_push(e)
   if heap[1] == e then arm() end
-  return M.park(e)
+  local ok, err = M.park(e)
+  if ok == false then error(err, 0) end  -- cancelled while sleeping
 end
 
 requeue_yield = function(rec)

@@ -272,7 +272,7 @@ int Runtime::LoadMain(const RunOptions& opts) {
       if (!f) {
         std::string msg = "luasync: cannot open " + opts.script + ": " + std::strerror(errno) + "\n";
         err_->Write(msg.data(), msg.size());
-        return 1;
+        return 2;  // a usage error, like a missing option value
       }
       bool ok = ReadAll(f, &code);
       std::fclose(f);
@@ -340,9 +340,9 @@ int Runtime::Run(const RunOptions& opts) {
     uv_timer_start(&timeout_timer_, OnTimeout, static_cast<uint64_t>(opts.timeout * 1000 + 0.5), 0);
   }
 
-  if (LoadMain(opts) != 0) {
+  if (int rc = LoadMain(opts); rc != 0) {
     err_->Flush();
-    return 1;
+    return rc;
   }
   // stack: main chunk (or nil for the test runner)
   PushHook("start");

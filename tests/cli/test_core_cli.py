@@ -1,0 +1,179 @@
+"""CLI behaviour of the luasync binary: exit codes, error output, arg, stdio."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lstest import Suite, binary  # noqa: E402
+
+s = Suite()
+
+r = s.run(["-e", 'print("hi", 1 + 1)'])
+s.eq("-e prints", (r.rc, r.out, r.err), (0, "hi\t2\n", ""))
+
+r = s.lua('print(arg[0]:match("main.lua$") ~= nil, arg[1], arg[2], #arg, select("#", ...), ...)', args=["a b", "--x=1"])
+s.eq("script args", r.out, "true\ta b\t--x=1\t2\t2\ta b\t--x=1\n", r)
+
+r = s.run(["-e", "print(arg[0], arg[1], arg[2])", "x", "y"])
+s.eq("-e arg[0]", r.out, "-e\tx\ty\n", r)
+
+r = s.run(["--timeout", "5", "-e", "print(arg[1])", "--timeout"])
+s.eq("options after the script belong to it", r.out, "--timeout\n", r)
+
+r = s.run(["--timeout=5", "-e", "print('eq form')"])
+s.eq("--opt=value form", (r.rc, r.out), (0, "eq form\n"), r)
+
+r = s.run(["-", "q"], input=b'print("from stdin", arg[0], arg[1])')
+s.eq("script from stdin", r.out, "from stdin\t-\tq\n", r)
+
+r = s.lua("local x = = 1\n")
+s.eq("syntax error exit code", r.rc, 1, r)
+s.contains("syntax error names file:line", r.err, "main.lua:1:", r)
+
+r = s.lua('local function f()\n  error("boom")\nend\nf()\n')
+s.eq("runtime error exit code", r.rc, 1, r)
+s.contains("runtime error file:line: message", r.err, "main.lua:2: boom", r)
+s.contains("runtime error traceback", r.err, "stack traceback:", r)
+s.contains("traceback names the caller", r.err, "main.lua:4:", r)
+
+r = s.lua('''
+local function inner() sleep(0.01); error("deep failure") end
+local task = async(function() inner() end)
+local function waiter() local v = await(task()); return v end
+waiter()
+print("not reached")
+''')
+s.eq("error across await exit code", r.rc, 1, r)
+s.contains("error across await message", r.err, "main.lua:2: deep failure", r)
+s.contains("traceback crosses awaits", r.err, "awaited at:", r)
+s.contains("awaiting frame shown", r.err, "main.lua:4:", r)
+s.check("nothing after the error", "not reached" not in r.out, r)
+
+r = s.lua('Promise.reject("nobody listens")\nsleep(0.05)\nprint("after")\n')
+s.eq("unhandled rejection strict exit code", r.rc, 1, r)
+s.contains("unhandled rejection reported", r.err, "unhandled rejection: nobody listens", r)
+s.eq("strict stops at once", r.out, "", r)
+
+r = s.lua('Promise.reject("nobody listens")\nsleep(0.05)\nprint("after")\n', args=[])
+r = s.run(["--unhandled-rejections=warn", os.path.join(s.tmp, "main.lua")])
+s.eq("unhandled rejection warn exit code", r.rc, 1, r)
+s.eq("warn keeps running", r.out, "after\n", r)
+s.contains("warn reports", r.err, "unhandled rejection: nobody listens", r)
+
+r = s.lua('local p = Promise.reject("late")\np:catch(function() end)\nprint("handled")\n')
+s.eq("handler attached before drain counts", (r.rc, r.out, r.err), (0, "handled\n", ""), r)
+
+r = s.lua('local p = spawn(function() sleep(10) end)\np:cancel()\nprint(p:status())\n')
+s.eq("cancelled promise is not unhandled", (r.rc, r.out, r.err), (0, "rejected\n", ""), r)
+
+r = s.run([os.path.join(s.tmp, "does-not-exist.lua")])
+s.eq("missing script exit code", r.rc, 2, r)
+s.contains("missing script message", r.err, "does-not-exist.lua", r)
+
+r = s.run(["--bogus-option", "-e", "print(1)"])
+s.eq("unknown option is a usage error", r.rc, 2, r)
+
+r = s.run([])
+s.eq("no script is a usage error", r.rc, 2, r)
+
+r = s.run(["--version"])
+s.check("--version", r.rc == 0 and r.out.startswith("luasync "), r)
+r = s.run(["--help"])
+s.check("--help", r.rc == 0 and "usage: luasync" in r.out, r)
+
+t0 = time.time()
+r = s.run(["--timeout", "0.3", "-e", "print('start') sleep(30)"])
+s.eq("--timeout exit code", r.rc, 124, r)
+s.eq("--timeout keeps output", r.out, "start\n", r)
+s.contains("--timeout message", r.err, "timed out after 0.3s", r)
+s.contains("--timeout names what is pending", r.err, "main task waits on sleep", r)
+s.check("--timeout is prompt", time.time() - t0 < 5, time.time() - t0)
+
+r = s.lua('print("a")\nio.write("b\\n")\nos.exit(3)\nprint("never")\n')
+s.eq("os.exit code and flush", (r.rc, r.out), (3, "a\nb\n"), r)
+r = s.lua('print("x") os.exit(true)')
+s.eq("os.exit(true)", r.rc, 0, r)
+r = s.lua('os.exit(false)')
+s.eq("os.exit(false)", r.rc, 1, r)
+
+r = s.lua('print("one")\nio.write("two", "\\n")\nio.stdout:write("three\\n")\nprint("four")\n')
+s.eq("print/io.write/io.stdout share one ordered output", r.out, "one\ntwo\nthree\nfour\n", r)
+
+script = s.write("many.lua", 'for i = 1, 200000 do print("line " .. i) end\n')
+p = subprocess.run("%s %s | head -1" % (binary(), script), shell=True, capture_output=True,
+                   executable="/bin/bash", env=dict(os.environ, PIPESTATUS_HELPER="1"))
+s.eq("| head -1 output", p.stdout, b"line 1\n")
+s.eq("| head -1 is quiet", p.stderr, b"")
+p = subprocess.run(["bash", "-c", "set -o pipefail; '%s' '%s' | head -1 >/dev/null" % (binary(), script)])
+s.eq("| head -1 exits 0", p.returncode, 0)
+
+r = s.lua('local ch = Promise.new(function() end)\nawait(ch)\n')
+s.eq("deadlock exit code", r.rc, 2, r)
+s.contains("deadlock message", r.err, "deadlock: 1 task blocked forever", r)
+s.contains("deadlock location", r.err, "main.lua:2: main task waits on a promise", r)
+
+r = s.lua('spawn(function() await(Promise.new(function() end)) end)\nprint("main done")\n')
+s.eq("tasks blocked after main are abandoned", (r.rc, r.out, r.err), (0, "main done\n", ""), r)
+
+r = s.lua('setTimeout(function() print("timer") end, 0.05)\nprint("main")\n')
+s.eq("exit waits for pending timers", r.out, "main\ntimer\n", r)
+
+os.makedirs(os.path.join(s.tmp, "lib"), exist_ok=True)
+s.write("lib/helper.lua", 'return { greet = function(n) return "hello " .. n end }\n')
+s.write("lib/app.lua", 'print(require("helper").greet("mod"))\n')
+r = s.run([os.path.join(s.tmp, "lib", "app.lua")], cwd="/")
+s.eq("require finds modules beside the script", r.out, "hello mod\n", r)
+
+os.makedirs(os.path.join(s.tmp, "lp"), exist_ok=True)
+s.write("lp/fromlp.lua", 'return 42\n')
+r = s.run(["-e", 'print(require("fromlp"))'], env={"LUA_PATH": os.path.join(s.tmp, "lp", "?.lua") + ";;"})
+s.eq("require honours LUA_PATH", r.out, "42\n", r)
+
+copy = os.path.join(s.tmp, "bin-copy", "luasync")
+os.makedirs(os.path.dirname(copy), exist_ok=True)
+shutil.copy(binary(), copy)
+p = subprocess.run([copy, "-e", "print(await(Promise.resolve('standalone')))"], capture_output=True, cwd="/",
+                   env={k: v for k, v in os.environ.items() if k != "LUASYNC_LUA_DIR"})
+s.eq("binary runs alone (modules embedded)", p.stdout, b"standalone\n")
+
+script = s.write("sigint.lua", 'print("ready")\nio.flush()\nsleep(30)\nprint("not reached")\n')
+p = subprocess.Popen([binary(), script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+line = p.stdout.readline()
+p.send_signal(signal.SIGINT)
+try:
+    out, err = p.communicate(timeout=10)
+except subprocess.TimeoutExpired:
+    p.kill()
+    out, err = p.communicate()
+s.eq("Ctrl-C exit code", p.returncode, 130, err)
+s.eq("Ctrl-C output", line + out, b"ready\n")
+
+r = s.lua('''
+local gen = coroutine.wrap(function()
+  for i = 1, 3 do sleep(0.001); coroutine.yield(i * 10) end
+end)
+print(gen(), gen(), gen())
+local co = coroutine.create(function(a)
+  local b = coroutine.yield(a + 1)
+  await(Promise.delay(0.001))
+  return b * 2
+end)
+print(coroutine.resume(co, 1))
+print(coroutine.resume(co, 5))
+print(coroutine.status(co))
+''')
+s.eq("await inside user coroutines", r.out, "10\t20\t30\ntrue\t2\ntrue\t10\ndead\n", r)
+
+r = s.lua('await(42)\nprint(await("x"), await(nil))\n')
+s.eq("await of non-promises", r.out, "x\tnil\n", r)
+
+r = s.lua('local t = setmetatable({}, {__gc = function() end})\nlocal ok, e = pcall(function() return coroutine.wrap(function() return await(Promise.delay(0)) end)() end)\nprint(ok)\n')
+s.eq("await in a user coroutine inside a task works", r.out, "true\n", r)
+
+r = s.run(["-e", "local f = function() return await(Promise.resolve(1)) end print(pcall(await, Promise.delay(0)))"])
+s.eq("pcall(await, p) at top level", r.out, "true\tnil\n", r)
+
+s.done()
