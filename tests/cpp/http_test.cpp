@@ -1,0 +1,915 @@
+// HTTP transport (src/http/multi, src/http/request) against the loopback fixture server
+// tests/fixtures/http_server.py, on a real libuv loop. No Lua.
+//
+// The server is started once per process (ctest runs each test case in its own process) and killed by pid at
+// exit. REQUIREs stay outside callbacks: curl's C frames are between a callback and the test body, so callbacks
+// only record what they saw.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "http/multi.h"
+#include "http/request.h"
+
+using luasync::http::BodyPull;
+using luasync::http::ErrorKind;
+using luasync::http::Headers;
+using luasync::http::KindName;
+using luasync::http::Multi;
+using luasync::http::Request;
+using luasync::http::RequestCallbacks;
+using luasync::http::RequestOptions;
+using luasync::http::Result;
+
+namespace {
+
+// python3 tests/fixtures/http_server.py --port 0, found through $LUASYNC_SOURCE_DIR.
+class FixtureServer {
+ public:
+  static FixtureServer& Get() {
+    static FixtureServer server;
+    return server;
+  }
+  bool running() const { return port_ > 0; }
+  std::string Url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+  int port() const { return port_; }
+
+  ~FixtureServer() {
+    if (pid_ > 0) {
+      kill(pid_, SIGTERM);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+
+ private:
+  FixtureServer() {
+    const char* dir = std::getenv("LUASYNC_SOURCE_DIR");
+    if (!dir || !*dir) return;
+    std::string script = std::string(dir) + "/tests/fixtures/http_server.py";
+    int fds[2];
+    if (pipe(fds) != 0) return;
+    pid_ = fork();
+    if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGTERM);  // never outlive a crashed test binary
+      dup2(fds[1], 1);
+      close(fds[0]);
+      close(fds[1]);
+      execlp("python3", "python3", script.c_str(), "--port", "0", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    close(fds[1]);
+    std::string line;
+    char c;
+    while (read(fds[0], &c, 1) == 1 && c != '\n') line += c;
+    close(fds[0]);
+    port_ = std::atoi(line.c_str());
+  }
+
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+#define REQUIRE_SERVER()                                                                   \
+  do {                                                                                     \
+    if (!std::getenv("LUASYNC_SOURCE_DIR")) {                                              \
+      WARN("LUASYNC_SOURCE_DIR is not set (ctest sets it): skipping this HTTP test");     \
+      return;                                                                              \
+    }                                                                                      \
+    REQUIRE(FixtureServer::Get().running());                                               \
+  } while (0)
+
+std::string Url(const std::string& path) { return FixtureServer::Get().Url(path); }
+
+// The fixture's body pattern: byte i is 'a' + i % 26.
+std::string Pattern(size_t n) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + i % 26);
+  return s;
+}
+
+std::string HeaderValue(const Headers& headers, const std::string& name) {
+  for (const auto& [k, v] : headers) {
+    if (k == name) return v;
+  }
+  return "<missing>";
+}
+
+double Now() {
+  using namespace std::chrono;
+  return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+// A uv timer calling a std::function; Close() frees it from its close callback.
+struct TestTimer {
+  uv_timer_t handle;
+  std::function<void(TestTimer*)> fn;
+
+  static TestTimer* Start(uv_loop_t* loop, uint64_t ms, std::function<void(TestTimer*)> fn, uint64_t repeat = 0) {
+    auto* t = new TestTimer;
+    uv_timer_init(loop, &t->handle);
+    t->handle.data = t;
+    t->fn = std::move(fn);
+    uv_timer_start(&t->handle, [](uv_timer_t* h) { static_cast<TestTimer*>(h->data)->fn(static_cast<TestTimer*>(h->data)); },
+                   ms, repeat);
+    return t;
+  }
+  void Close() {
+    uv_close(reinterpret_cast<uv_handle_t*>(&handle), [](uv_handle_t* h) { delete static_cast<TestTimer*>(h->data); });
+  }
+};
+
+struct Loop {
+  uv_loop_t loop;
+  Loop() { uv_loop_init(&loop); }
+  void Run() { uv_run(&loop, UV_RUN_DEFAULT); }
+};
+
+RequestOptions Get(const std::string& path) {
+  RequestOptions o;
+  o.url = Url(path);
+  return o;
+}
+
+// Runs one request to completion (the loop runs until nothing is left to do).
+Result Fetch(Loop& l, Multi& multi, RequestOptions options, RequestCallbacks callbacks = {}) {
+  Result out;
+  int done = 0;
+  callbacks.on_done = [&](Result&& r) {
+    out = std::move(r);
+    ++done;
+  };
+  std::string error;
+  Request* request = multi.Start(std::move(options), std::move(callbacks), &error);
+  INFO(error);
+  REQUIRE(request != nullptr);
+  l.Run();
+  REQUIRE(done == 1);
+  REQUIRE(multi.active() == 0);
+  return out;
+}
+
+// Every loop test ends here: the Multi is gone, its close callbacks have run, nothing is left open.
+void Finish(Loop& l) {
+  l.Run();
+  REQUIRE(uv_loop_close(&l.loop) == 0);
+}
+
+int UnusedPort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);  // nothing listens there now
+  return ntohs(addr.sin_port);
+}
+
+}  // namespace
+
+TEST_CASE("http: KindName spells API.md's kinds", "[http]") {
+  CHECK(std::string(KindName(ErrorKind::kOk)) == "ok");
+  CHECK(std::string(KindName(ErrorKind::kTimeout)) == "timeout");
+  CHECK(std::string(KindName(ErrorKind::kConnect)) == "connect");
+  CHECK(std::string(KindName(ErrorKind::kTls)) == "tls");
+  CHECK(std::string(KindName(ErrorKind::kProtocol)) == "protocol");
+  CHECK(std::string(KindName(ErrorKind::kTooLarge)) == "too_large");
+  CHECK(std::string(KindName(ErrorKind::kCancelled)) == "cancelled");
+}
+
+TEST_CASE("http: invalid options are rejected before anything is sent", "[http]") {
+  Loop l;
+  {
+    Multi multi(&l.loop);
+    auto start = [&](RequestOptions o) {
+      std::string error;
+      Request* r = multi.Start(std::move(o), {}, &error);
+      CHECK(r == nullptr);
+      return error;
+    };
+    RequestOptions o;
+    o.url = "http://127.0.0.1:1/";
+    o.headers = {{"X-Evil", "a\r\nInjected: yes"}};
+    CHECK(start(o) == "invalid value for header \"X-Evil\": contains CR, LF or NUL");
+    o.headers = {{"X-Evil", "a\nb"}};
+    CHECK(start(o) == "invalid value for header \"X-Evil\": contains CR, LF or NUL");
+    o.headers = {{"Bad\r\nName", "v"}};
+    CHECK(start(o) == "invalid header name \"Bad\r\nName\"");
+    o.headers = {{"Bad Name", "v"}};
+    CHECK(start(o) == "invalid header name \"Bad Name\"");
+    o.headers = {};
+    o.method = "GE T";
+    CHECK(start(o) == "invalid method \"GE T\"");
+    o.method = "GET";
+    o.url = "ftp://127.0.0.1/x";
+    CHECK(start(o) == "unsupported URL scheme \"ftp\" (only http and https)");
+    o.url = "file:///etc/passwd";
+    CHECK(start(o) == "unsupported URL scheme \"file\" (only http and https)");
+    o.url = "not a url";
+    CHECK(start(o) == "invalid URL \"not a url\"");
+    o.url = "http://127.0.0.1/\r\nX: y";
+    CHECK(start(o) == "invalid URL: contains CR, LF or NUL");
+    CHECK(multi.active() == 0);
+  }
+  Finish(l);
+}
+
+TEST_CASE("http: normal body with Content-Length", "[http]") {
+  REQUIRE_SERVER();
+  Loop l;
+  {
+    Multi multi(&l.loop);
+    Result r = Fetch(l, multi, Get("/bytes/100000"));
+    CHECK(r.kind == ErrorKind::kOk);
+    CHECK(r.message.empty());
+    CHECK(r.status == 200);
+    CHECK(r.body.size() == 100000);
+    CHECK(r.body == Pattern(100000));
+    CHECK(HeaderValue(r.headers, "content-length") == "100000");
+    CHECK(HeaderValue(r.headers, "content-type") == "application/octet-stream");
+    CHECK(r.url == Url("/bytes/100000"));
+  }
+  Finish(l);
+}
+
+TEST_CASE("http: chunked body is streamed to on_chunk after on_headers", "[http]") {
+  REQUIRE_SERVER();
+  Loop l;
+  {
+    Multi multi(&l.loop);
+    std::vector<std::string> events;
+    std::string body;
+    RequestCallbacks cb;
+    cb.on_headers = [&](int status, const Headers& h) {
+      events.push_back("headers " + std::to_string(status) + " " + HeaderValue(h, "transfer-encoding"));
+    };
+    cb.on_chunk = [&](const char* data, size_t len) {
+      if (body.empty()) events.push_back("first chunk");
+      body.append(data, len);
+      return false;
+    };
+    Result r = Fetch(l, multi, Get("/chunked/100000?size=777"), cb);
+    CHECK(r.kind == ErrorKind::kOk);
+    CHECK(r.status == 200);
+    CHECK(r.body.empty());  // streamed, not collected
+    CHECK(body == Pattern(100000));
+    REQUIRE(events.size() == 2);
+    CHECK(events[0] == "headers 200 chunked");
+    CHECK(events[1] == "first chunk");
+  }
+  Finish(l);
+}
+
+TEST_CASE("http: slow body arrives in several chunks over time", "[http]") {
+  REQUIRE_SERVER();
+  Loop l;
+  {
+    Multi multi(&l.loop);
+    std::string body;
+    int chunks = 0;
+    RequestCallbacks cb;
+    cb.on_chunk = [&](const char* data, size_t len) {
+      ++chunks;
+      body.append(data, len);
+      return false;
+    };
+    double t0 = Now();
+    Result r = Fetch(l, multi, Get("/slow?chunks=5&delay=0.05"), cb);
+    double elapsed = Now() - t0;
+    CHECK(r.kind == ErrorKind::kOk);
+    CHECK(body == "chunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n");
+    CHECK(chunks >= 3);
+    CHECK(elapsed >= 0.19);
+  }
+  Finish(l);
+}
+
+TEST_CASE("http: a server that never answers gives kind timeout", "[http]") {
+  REQUIRE_SERVER();
+  Loop l;
+  {
+    Multi multi(&l.loop);
+    RequestOptions o = Get("/hang");
+    o.timeout_ms = 300;
+    double t0 = Now();
+    Result r = Fetch(l, multi, o);
+    double elapsed = Now() - t0;
+    CHECK(r.kind == ErrorKind::kTimeout);
+    CHECK(r.message.find("timed out") != std::string::npos);
+    CHECK(r.status == 0);
+    CHECK(elapsed >= 0.29);
+    CHECK(elapsed < 2.0);
+  }
+  Finish(l);
+}
+
+// The TCP connection is established (the kernel completes the handshake before the server's accept), so a reset
+// right after the request is a dropped connection: "protocol", not "connect".
+TEST_CASE("http: a connection reset right after connecting gives kind protocol", "[http]") {
+  REQUIRE_SERVER();
+  Loop l;
+  {
+    Multi multi(&l.loop);
+    Result r = Fetch(l, multi, Get("/reset"));
+    CHECK(r.kind == ErrorKind::kProtocol);
+    CHECK_FALSE(r.message.empty());
+    CHECK(r.status == 0);
+  }
+  Finish(l);
+}
+
+TEST_CASE("http: a connection dropped mid-body gives kind protocol", "[http]") {
+  REQUIRE_SERVER();
+  Loop l;
+  {
+    Multi multi(&l.loop);
+    std::string body;
+    RequestCallbacks cb;
+    cb.on_chunk = [&](const char* data, size_t len) {
+      body.append(data, len);
+      return false;
+    };
+    Result r = Fetch(l, multi, Get("/disconnect/5000"), cb);
+    CHECK(r.kind == ErrorKind::kProtocol);
+    CHECK(r.status == 200);  // the headers did arrive
+    CHECK(body == Pattern(5000));
+    CHECK_FALSE(r.message.empty());
+  }
+  Finish(l);
+}
+
+TEST_CASE("http: nothing listening gives kind connect", "[http]") {
+  Loop l;
+  {
+    Multi multi(&l.loop);
+    RequestOptions o;
+    o.url = "http://127.0.0.1:" + std::to_string(UnusedPort()) + "/";
+    Result r = Fetch(l, multi, o);
+    CHECK(r.kind == ErrorKind::kConnect);
+    CHECK(r.message.find("onnect") != std::string::npos);
+  }
+  Finish(l);
+}
+
+TEST_CASE("http: https to a plain-HTTP server gives kind tls", "[http]") {
+  REQUIRE_SERVER();
+  Loop l;
+  {
+    Multi multi(&l.loop);
+    RequestOptions o;
+    o.url = "https://127.0.0.1:" + std::to_string(FixtureServer::Get().port()) + "/small";
+    o.timeout_ms = 5000;
+    Result r = Fetch(l, multi, o);
+    CHECK(r.kind == ErrorKind::kTls);
+    INFO(r.message);
+    CHECK_FALSE(r.message.empty());
+  }
+  Finish(l);
+}
+
+TEST_CASE("http: max_body gives kind too_large", "[http]") {
+  REQUIRE_SERVER();
+  Loop l;
+  {
+    Multi multi(&l.loop);
+    SECTION("Content-Length over the limit") {
+      RequestOptions o = Get("/bytes/1000000");
+      o.max_body = 1000;
+      Result r = Fetch(l, multi, o);
+      CHECK(r.kind == ErrorKind::kTooLarge);
+      CHECK(r.message == "response body exceeds max_body (1000 bytes)");
+    }
+    SECTION("chunked body over the limit") {
+      RequestOptions o = Get("/chunked/100000?size=4000");
+      o.max_body = 1000;
+      Result r = Fetch(l, multi, o);
+      CHECK(r.kind == ErrorKind::kTooLarge);
+      CHECK(r.message == "response body exceeds max_body (1000 bytes)");
+      CHECK(r.body.size() <= 1000);
+    }
+    SECTION("exactly at the limit is fine") {
+      RequestOptions o = Get("/chunked/1000?size=300");
+      o.max_body = 1000;
+      Result r = Fetch(l, multi, o);
+      CHECK(r.kind == ErrorKind::kOk);
+      CHECK(r.body == Pattern(1000));
+    }
+  }
+  Finish(l);
+}
+
+TEST_CASE("http: redirects are followed up to 10 times on GET only", "[http]") {
+  REQUIRE_SERVER();
+  Loop l;
+  {
+    Multi multi(&l.loop);
+    SECTION("3 hops") {
+      int headers_calls = 0;
+      RequestCallbacks cb;
+      cb.on_headers = [&](int status, const Headers&) { headers_calls += status == 200 ? 1 : 100; };
+      Result r = Fetch(l, multi, Get("/redirect/3"), cb);
+      CHECK(r.kind == ErrorKind::kOk);
+      CHECK(r.status == 200);
+      CHECK(r.body == "redirected");
+      CHECK(r.url == Url("/redirect/0"));
+      CHECK(HeaderValue(r.headers, "location") == "<missing>");
+      CHECK(headers_calls == 1);  // only the final response's headers
+    }
+    SECTION("10 hops") {
+      Result r = Fetch(l, multi, Get("/redirect/10"));
+      CHECK(r.kind == ErrorKind::kOk);
+      CHECK(r.body == "redirected");
+    }
+    SECTION("11 hops is a protocol error") {
+      Result r = Fetch(l, multi, Get("/redirect/11"));
+      CHECK(r.kind == ErrorKind::kProtocol);
+      CHECK(r.message.find("edirect") != std::string::npos);
+    }
+    SECTION("POST is not redirected") {
+      RequestOptions o = Get("/redirect/1");
+      o.method = "POST";
+      o.body = "x";
+      Result r = Fetch(l, multi, o);
+      CHECK(r.kind == ErrorKind::kOk);
+      CHECK(r.status == 302);
+      CHECK(HeaderValue(r.headers, "location") == "/redirect/0");
+    }
+    SECTION("follow_redirects = false") {
+      RequestOptions o = Get("/redirect/1");
+      o.follow_redirects = false;
+      Result r = Fetch(l, multi, o);
+      CHECK(r.status == 302);
+    }
+  }
+  Finish(l);
+}
+
+TEST_CASE("http: gzip bodies are decoded", "[http]") {
+  REQUIRE_SERVER();
+  Loop l;
+  {
+    Multi multi(&l.loop);
+    Result r = Fetch(l, multi, Get("/gzip?n=50000"));
+    CHECK(r.kind == ErrorKind::kOk);
+    CHECK(HeaderValue(r.headers, "content-encoding") == "gzip");
+    CHECK(r.body == Pattern(50000));
+  }
+  Finish(l);
+}
+
+TEST_CASE("http: response headers are lower-cased and repeats joined", "[http]") {
+  REQUIRE_SERVER();
+  Loop l;
+  {
+    Multi multi(&l.loop);
+    Result r = Fetch(l, multi, Get("/headers"));
+    CHECK(r.kind == ErrorKind::kOk);
+    CHECK(HeaderValue(r.headers, "x-multi") == "a, b");
+    CHECK(HeaderValue(r.headers, "x-folded") == "one two");
+    CHECK(HeaderValue(r.headers, "x-case") == "Value");
+    for (const auto& [name, value] : r.headers) {
+      CHECK(name.find_first_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ") == std::string::npos);
+    }
+  }
+  Finish(l);
+}
+
+TEST_CASE("http: statuses >= 400 complete normally", "[http]") {
+  REQUIRE_SERVER();
+  Loop l;
+  {
+    Multi multi(&l.loop);
+    Result r = Fetch(l, multi, Get("/status/404"));
+    CHECK(r.kind == ErrorKind::kOk);
+    CHECK(r.status == 404);
+    CHECK(r.body == "status 404");
+    r = Fetch(l, multi, Get("/status/503"));
+    CHECK(r.kind == ErrorKind::kOk);
+    CHECK(r.status == 503);
+  }
+  Finish(l);
+}
+
+TEST_CASE("http: request method, headers and body reach the server", "[http]") {
+  REQUIRE_SERVER();
+  Loop l;
+  {
+    Multi multi(&l.loop);
+    auto echo = [&](RequestOptions o) {
+      Result r = Fetch(l, multi, std::move(o));
+      REQUIRE(r.kind == ErrorKind::kOk);
+      REQUIRE(r.status == 200);
+      return nlohmann::json::parse(r.body);
+    };
+    SECTION("string body") {
+      RequestOptions o = Get("/echo?q=1");
+      o.method = "POST";
+      o.headers = {{"X-Test", "yes"}, {"X-Rep", "1"}, {"X-Rep", "2"}, {"X-Empty", ""}};
+      o.body = "hello body";
+      auto j = echo(o);
+      CHECK(j["method"] == "POST");
+      CHECK(j["path"] == "/echo");
+      CHECK(j["query"] == "q=1");
+      CHECK(j["headers"]["x-test"] == "yes");
+      CHECK(j["headers"]["x-rep"] == "1, 2");
+      CHECK(j["headers"]["x-empty"] == "");
+      CHECK(j["headers"]["content-length"] == "10");
+      CHECK(j["headers"].contains("expect") == false);
+      CHECK(j["headers"].contains("content-type") == false);  // curl's form type is not added
+      CHECK(j["body"] == "hello body");
+    }
+    SECTION("other methods") {
+      RequestOptions o = Get("/echo");
+      o.method = "DELETE";
+      CHECK(echo(o)["method"] == "DELETE");
+      o.method = "PUT";
+      o.body = "abc";
+      o.headers = {{"Content-Type", "text/plain"}};
+      auto j = echo(o);
+      CHECK(j["method"] == "PUT");
+      CHECK(j["body"] == "abc");
+      CHECK(j["headers"]["content-type"] == "text/plain");
+    }
+    SECTION("streamed body, chunked, produced synchronously") {
+      RequestOptions o = Get("/echo");
+      o.method = "POST";
+      int pulls = 0;
+      o.body_source = [&](std::string& out) {
+        if (pulls == 3) return BodyPull::kEnd;
+        out = "part" + std::to_string(pulls++) + ";";
+        return BodyPull::kData;
+      };
+      auto j = echo(o);
+      CHECK(j["headers"]["transfer-encoding"] == "chunked");
+      CHECK(j["body"] == "part0;part1;part2;");
+      CHECK(pulls == 3);
+    }
+    SECTION("streamed body with a known size") {
+      RequestOptions o = Get("/echo");
+      o.method = "PUT";
+      std::string big = Pattern(300000);
+      size_t off = 0;
+      o.body_size = static_cast<int64_t>(big.size());
+      o.body_source = [&](std::string& out) {
+        if (off == big.size()) return BodyPull::kEnd;
+        out = big.substr(off, 10000);
+        off += out.size();
+        return BodyPull::kData;
+      };
+      auto j = echo(o);
+      CHECK(j["method"] == "PUT");
+      CHECK(j["headers"]["content-length"] == "300000");
+      CHECK(j["body_length"] == 300000);
+      CHECK(j["body"] == big);
+    }
+    SECTION("streamed body produced asynchronously (kWait + BodyReady)") {
+      RequestOptions o = Get("/echo");
+      o.method = "POST";
+      std::vector<std::string> ready;  // filled by a timer, drained by the source
+      bool ended = false;
+      int waits = 0;
+      Request* request = nullptr;
+      o.body_source = [&](std::string& out) {
+        if (!ready.empty()) {
+          out = ready.front();
+          ready.erase(ready.begin());
+          return BodyPull::kData;
+        }
+        if (ended) return BodyPull::kEnd;
+        ++waits;
+        return BodyPull::kWait;
+      };
+      int produced = 0;
+      TestTimer::Start(&l.loop, 5, [&](TestTimer* t) {
+        if (produced < 4) {
+          ready.push_back("async" + std::to_string(produced++) + ";");
+        } else {
+          ended = true;
+          t->Close();
+        }
+        request->BodyReady();
+      }, 5);
+      Result result;
+      RequestCallbacks cb;
+      cb.on_done = [&](Result&& r) { result = std::move(r); };
+      request = multi.Start(o, cb, nullptr);
+      REQUIRE(request != nullptr);
+      l.Run();
+      REQUIRE(result.kind == ErrorKind::kOk);
+      auto j = nlohmann::json::parse(result.body);
+      CHECK(j["body"] == "async0;async1;async2;async3;");
+      CHECK(waits >= 5);
+    }
+    SECTION("a failing body source cancels the request") {
+      RequestOptions o = Get("/echo");
+      o.method = "POST";
+      o.body_source = [&](std::string& out) {
+        out = "producer broke";
+        return BodyPull::kFail;
+      };
+      Result r = Fetch(l, multi, o);
+      CHECK(r.kind == ErrorKind::kCancelled);
+      CHECK(r.message == "request body: producer broke");
+    }
+  }
+  Finish(l);
+}
+
+TEST_CASE("http: server-sent events arrive as a stream", "[http]") {
+  REQUIRE_SERVER();
+  Loop l;
+  {
+    Multi multi(&l.loop);
+    std::string body;
+    RequestCallbacks cb;
+    cb.on_chunk = [&](const char* data, size_t len) {
+      body.append(data, len);
+      return false;
+    };
+    Result r = Fetch(l, multi, Get("/sse?n=3&delay=0.01"), cb);
+    CHECK(r.kind == ErrorKind::kOk);
+    CHECK(HeaderValue(r.headers, "content-type") == "text/event-stream");
+    CHECK(body == "data: event 0\n\ndata: event 1\n\ndata: event 2\n\n");
+  }
+  Finish(l);
+}
+
+TEST_CASE("http: 1000 concurrent requests all complete correctly", "[http]") {
+  REQUIRE_SERVER();
+  Loop l;
+  {
+    Multi multi(&l.loop);
+    constexpr int kCount = 1000;
+    int done = 0, correct = 0;
+    for (int i = 0; i < kCount; ++i) {
+      size_t size = 1 + static_cast<size_t>(i % 97) * 31;
+      RequestCallbacks cb;
+      cb.on_done = [&, size](Result&& r) {
+        ++done;
+        if (r.kind == ErrorKind::kOk && r.status == 200 && r.body == Pattern(size)) ++correct;
+      };
+      REQUIRE(multi.Start(Get("/bytes/" + std::to_string(size)), std::move(cb), nullptr) != nullptr);
+    }
+    CHECK(multi.active() == kCount);
+    l.Run();
+    CHECK(done == kCount);
+    CHECK(correct == kCount);
+    CHECK(multi.active() == 0);
+  }
+  Finish(l);
+}
+
+TEST_CASE("http: Abort cancels at once and no callback runs afterwards", "[http]") {
+  REQUIRE_SERVER();
+  Loop l;
+  {
+    Multi multi(&l.loop);
+    int after_abort = 0;
+    SECTION("from inside on_chunk") {
+      int chunks = 0;
+      bool aborted = false;
+      Request* request = nullptr;
+      RequestCallbacks cb;
+      cb.on_headers = [&](int, const Headers&) { after_abort += aborted; };
+      cb.on_chunk = [&](const char*, size_t) {
+        after_abort += aborted;
+        if (++chunks == 2) {
+          request->Abort();
+          aborted = true;
+        }
+        return false;
+      };
+      cb.on_done = [&](Result&&) { ++after_abort; };
+      request = multi.Start(Get("/slow?chunks=20&delay=0.02"), cb, nullptr);
+      REQUIRE(request != nullptr);
+      l.Run();
+      CHECK(chunks == 2);
+      CHECK(aborted);
+    }
+    SECTION("from a timer, mid-transfer") {
+      int chunks = 0;
+      RequestCallbacks cb;
+      cb.on_chunk = [&](const char*, size_t) {
+        ++chunks;
+        return false;
+      };
+      cb.on_done = [&](Result&&) { ++after_abort; };
+      Request* request = multi.Start(Get("/slow?chunks=50&delay=0.02"), cb, nullptr);
+      REQUIRE(request != nullptr);
+      int chunks_at_abort = -1;
+      TestTimer::Start(&l.loop, 150, [&](TestTimer* t) {
+        chunks_at_abort = chunks;
+        request->Abort();
+        CHECK(multi.active() == 0);  // freed at once
+        t->Close();
+      });
+      l.Run();
+      CHECK(chunks_at_abort > 0);
+      CHECK(chunks == chunks_at_abort);
+    }
+    SECTION("right after Start, before the loop runs") {
+      RequestCallbacks cb;
+      cb.on_headers = [&](int, const Headers&) { ++after_abort; };
+      cb.on_done = [&](Result&&) { ++after_abort; };
+      Request* request = multi.Start(Get("/small"), cb, nullptr);
+      REQUIRE(request != nullptr);
+      request->Abort();
+      CHECK(multi.active() == 0);
+      l.Run();
+    }
+    SECTION("one request aborting another from its on_done") {
+      Request* victim = nullptr;
+      int victim_calls = 0;
+      RequestCallbacks slow;
+      slow.on_chunk = [&](const char*, size_t) {
+        ++victim_calls;
+        return false;
+      };
+      slow.on_done = [&](Result&&) { ++victim_calls; };
+      victim = multi.Start(Get("/slow?chunks=50&delay=0.02"), slow, nullptr);
+      RequestCallbacks quick;
+      int quick_done = 0;
+      quick.on_done = [&](Result&& r) {
+        ++quick_done;
+        CHECK(r.kind == ErrorKind::kOk);
+        victim->Abort();
+        victim_calls = 0;
+      };
+      multi.Start(Get("/small"), quick, nullptr);
+      l.Run();
+      CHECK(quick_done == 1);
+      CHECK(victim_calls == 0);
+    }
+    CHECK(after_abort == 0);
+    CHECK(multi.active() == 0);
+    // The Multi still works afterwards.
+    Result r = Fetch(l, multi, Get("/small"));
+    CHECK(r.body == Pattern(64));
+  }
+  Finish(l);
+}
+
+TEST_CASE("http: Start from inside a callback is applied after curl returns", "[http]") {
+  REQUIRE_SERVER();
+  Loop l;
+  {
+    Multi multi(&l.loop);
+    std::vector<std::string> bodies;
+    RequestCallbacks second;
+    second.on_done = [&](Result&& r) { bodies.push_back(r.body); };
+    RequestCallbacks first;
+    bool started = false;
+    first.on_chunk = [&](const char*, size_t) {
+      if (!started) started = multi.Start(Get("/bytes/10"), second, nullptr) != nullptr;
+      return false;
+    };
+    first.on_done = [&](Result&& r) { bodies.push_back("first " + std::to_string(r.status)); };
+    multi.Start(Get("/bytes/100"), first, nullptr);
+    l.Run();
+    CHECK(started);
+    REQUIRE(bodies.size() == 2);
+    CHECK(std::find(bodies.begin(), bodies.end(), Pattern(10)) != bodies.end());
+    CHECK(std::find(bodies.begin(), bodies.end(), "first 200") != bodies.end());
+  }
+  Finish(l);
+}
+
+// Pauses after every 200 kB for 30 ms; nothing may be delivered while paused, and nothing may be lost.
+void RunPauseResume(const std::string& path, const std::string& expected) {
+  Loop l;
+  {
+    Multi multi(&l.loop);
+    std::string body;
+    bool paused = false;
+    int chunks_while_paused = 0, pauses = 0;
+    Request* request = nullptr;
+    RequestCallbacks cb;
+    cb.on_chunk = [&](const char* data, size_t len) {
+      if (paused) ++chunks_while_paused;
+      body.append(data, len);
+      if (pauses < 5 && body.size() >= static_cast<size_t>(pauses + 1) * 200000) {
+        ++pauses;
+        paused = true;
+        TestTimer::Start(&l.loop, 30, [&](TestTimer* t) {
+          paused = false;
+          request->Resume();
+          t->Close();
+        });
+        return true;
+      }
+      return false;
+    };
+    Result result;
+    cb.on_done = [&](Result&& r) { result = std::move(r); };
+    double t0 = Now();
+    request = multi.Start(Get(path), cb, nullptr);
+    REQUIRE(request != nullptr);
+    l.Run();
+    double elapsed = Now() - t0;
+    CHECK(result.kind == ErrorKind::kOk);
+    CHECK(pauses == 5);
+    CHECK(chunks_while_paused == 0);
+    CHECK(body.size() == expected.size());
+    CHECK(body == expected);
+    CHECK(elapsed >= 0.15);
+  }
+  Finish(l);
+}
+
+TEST_CASE("http: a streamed response can be paused from on_chunk and resumed later", "[http]") {
+  REQUIRE_SERVER();
+  SECTION("plain") { RunPauseResume("/bytes/2000000", Pattern(2000000)); }
+  SECTION("chunked") { RunPauseResume("/chunked/2000000?size=50000", Pattern(2000000)); }
+  SECTION("gzip") { RunPauseResume("/gzip?n=2000000", Pattern(2000000)); }
+}
+
+TEST_CASE("http: Pause from outside a callback holds delivery until Resume", "[http]") {
+  REQUIRE_SERVER();
+  Loop l;
+  {
+    Multi multi(&l.loop);
+    std::string body;
+    bool paused = false;
+    int chunks_while_paused = 0;
+    RequestCallbacks cb;
+    cb.on_chunk = [&](const char* data, size_t len) {
+      if (paused) ++chunks_while_paused;
+      body.append(data, len);
+      return false;
+    };
+    Result result;
+    cb.on_done = [&](Result&& r) { result = std::move(r); };
+    Request* request = multi.Start(Get("/slow?chunks=10&delay=0.02"), cb, nullptr);
+    REQUIRE(request != nullptr);
+    size_t size_at_pause = 0, size_at_resume = 0;
+    TestTimer::Start(&l.loop, 50, [&](TestTimer* t) {
+      request->Pause();
+      CHECK(request->paused());
+      paused = true;
+      size_at_pause = body.size();
+      t->Close();
+    });
+    TestTimer::Start(&l.loop, 250, [&](TestTimer* t) {
+      size_at_resume = body.size();
+      paused = false;
+      request->Resume();  // held data comes from a later loop callback, not from inside Resume()
+      CHECK(body.size() == size_at_resume);
+      t->Close();
+    });
+    l.Run();
+    CHECK(result.kind == ErrorKind::kOk);
+    CHECK(size_at_pause > 0);
+    CHECK(size_at_resume == size_at_pause);
+    CHECK(chunks_while_paused == 0);
+    std::string expected;
+    for (int i = 0; i < 10; ++i) expected += "chunk " + std::to_string(i) + "\n";
+    CHECK(body == expected);
+  }
+  Finish(l);
+}
+
+TEST_CASE("http: destroying the Multi with transfers in flight frees everything", "[http]") {
+  REQUIRE_SERVER();
+  Loop l;
+  int callbacks_after = 0;
+  bool destroyed = false;
+  {
+    auto multi = std::make_unique<Multi>(&l.loop);
+    int chunks = 0;
+    for (int i = 0; i < 10; ++i) {
+      RequestCallbacks cb;
+      cb.on_chunk = [&](const char*, size_t) {
+        callbacks_after += destroyed;
+        ++chunks;
+        return false;
+      };
+      cb.on_done = [&](Result&&) { ++callbacks_after; };
+      REQUIRE(multi->Start(Get(i % 2 ? "/hang" : "/slow?chunks=100&delay=0.02"), cb, nullptr) != nullptr);
+    }
+    TestTimer::Start(&l.loop, 100, [&](TestTimer* t) {
+      multi.reset();
+      destroyed = true;
+      t->Close();
+    });
+    l.Run();
+    CHECK(destroyed);
+    CHECK(chunks > 0);
+  }
+  CHECK(callbacks_after == 0);
+  Finish(l);
+}
