@@ -11,7 +11,8 @@
 -- settling after the task was cancelled) is ignored.
 local core = require("luasync.core")
 
-local co_create, co_resume, co_yield, co_status = coroutine.create, coroutine.resume, coroutine.yield, coroutine.status
+local co_create, co_resume, co_yield = coroutine.create, coroutine.resume, coroutine.yield
+local co_isyieldable = coroutine.isyieldable
 local type, error, select = type, error, select
 
 local M = {}
@@ -47,8 +48,12 @@ local function defer(f, a, b, c)
 end
 M.defer = defer
 
---- sched.current() -> handle of the running task (its fiber record), or nil outside any task
-function M.current() return current end
+--- sched.current() -> handle of the running task (its fiber record), or nil outside
+-- any task (including code the VM runs on its own, such as __gc, where it cannot yield)
+function M.current()
+  if current ~= nil and co_isyieldable() then return current end
+  return nil
+end
 
 local function unlink(rec)
   local p, n = rec.prev, rec.next
@@ -61,7 +66,8 @@ end
 -- op identifies the wait (also the wake token); op.what describes it for reports.
 function M.park(op)
   local rec = current
-  if rec == nil then error("await called outside an async task", 2) end
+  -- Not yieldable: code the VM runs on its own, such as a __gc finalizer.
+  if rec == nil or not co_isyieldable() then error("await called outside an async task", 2) end
   local cerr = rec.cancel_err
   if cerr then
     rec.cancel_err = false
@@ -294,7 +300,7 @@ function TimerOp:cancel() M.cancel_timer(self) end
 --- sched.sleep(seconds): suspend the running task (sleep(0) yields once to the loop)
 function M.sleep(seconds)
   local rec = current
-  if rec == nil then error("await called outside an async task", 2) end
+  if rec == nil or not co_isyieldable() then error("await called outside an async task", 2) end
   tseq = tseq + 1
   local e = setmetatable({ t = now() + ms_of(seconds), s = tseq, rec = rec }, TimerOp)
   live = live + 1
