@@ -126,7 +126,8 @@ local function check_unhandled()
   local list = take_unhandled()
   if not list then return end
   for _, p in ipairs(list) do
-    if not p._cancelled then
+    -- under `luasync test`, the runner fails the running test instead
+    if not p._cancelled and not (hooks.test and hooks.test.on_unhandled(p)) then
       report("luasync: unhandled rejection: ", p._value, p._trace)
       exit_code = 1
       if options.strict ~= false then core.exit(1) end
