@@ -219,12 +219,10 @@ void Runtime::OnFlush(uv_prepare_t* p) {
 }
 
 void Runtime::FlushOutput() {
-  if (out_->pending()) {
-    out_->Flush();
-    if (out_->broken()) {
-      // The reader of our stdout went away (`luasync s.lua | head -1`): end quietly.
-      ExitNow(0);
-    }
+  out_->Kick();  // non-blocking once attached (writer thread)
+  if (out_->broken()) {
+    // The reader of our stdout went away (`luasync s.lua | head -1`): end quietly.
+    ExitNow(0);
   }
 }
 
@@ -334,6 +332,9 @@ int Runtime::Run(const RunOptions& opts) {
   dispatch_ref_ = luaL_ref(L_, LUA_REGISTRYINDEX);
 
   uv_prepare_start(&flush_prepare_, OnFlush);
+  // stdout on a pipe/TTY is written by a thread, so a slow reader never stalls the loop.
+  out_->Attach(&loop_, [this] { FlushOutput(); });
+  AtShutdown([this] { out_->Detach(); });
   WatchSignal(SIGINT, true);
   WatchSignal(SIGTERM, true);
   if (opts.timeout > 0) {
