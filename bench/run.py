@@ -508,6 +508,10 @@ def main():
                     f"peak RSS are taken); both are included in the wall times above."]
     if problems:
         out += ["", "Problems:", ""] + problems
+    if hasattr(os, "getloadavg") and os.getloadavg()[1] > (os.cpu_count() or 1) * 0.75:
+        out += ["", f"Warning: the 5-minute load average ({os.getloadavg()[1]:.1f}) was high for "
+                    f"{os.cpu_count()} CPUs; other processes competed with the benchmarks, so "
+                    "expect noise."]
     text = "\n".join(out) + "\n"
     print(text)
     if args.write:
