@@ -1,0 +1,445 @@
+-- luasync.channel: Go-style channels and select (API.md section 4).
+--
+-- A channel is a ring buffer (capacity `size`, `n` values from slot `h`) plus two
+-- FIFO queues of parked waiters, receivers and senders, kept as intrusive
+-- doubly linked lists of waiter nodes. Invariants:
+--   * receivers wait only while the buffer is empty;
+--   * senders wait only while the buffer is full (always, when cap == 0);
+--   * a linked node belongs to a parked task; whoever completes it unlinks it
+--     first, then wakes its task (sched.wake only queues the resume).
+-- So a send that finds a waiting receiver hands the value over and carries on
+-- without parking, and a value is never in two places at once.
+--
+-- A blocked send/receive parks on its node (the node is the wake token and has
+-- `what`/`cancel` through its metatable). A blocked select parks on a select
+-- record and links one node per case; the first counterpart to reach one of
+-- them unlinks all of them, so exactly one case fires.
+--
+-- A node may be stale when sched.park raised instead of parking (the task had
+-- a cancel pending): sched.wake then returns false and the node is dropped.
+local sched = require("luasync.sched")
+
+local park, wake, is_waiting, current, add_timer = sched.park, sched.wake, sched.is_waiting,
+  sched.current, sched.add_timer
+local setmetatable, getmetatable, error, type, tonumber = setmetatable, getmetatable, error, type, tonumber
+local random = math.random
+
+local Channel = {}
+Channel.__index = Channel
+Channel.__name = "luasync.Channel"
+
+local M = { new = nil, select = nil, after = nil }
+
+local NIL = setmetatable({}, { __tostring = function() return "luasync.channel.NIL" end })
+local CLOSED = setmetatable({}, { __tostring = function() return "luasync.channel.CLOSED" end })
+local E_SEND_CLOSED = "send on closed channel"
+local E_OUTSIDE = "await called outside an async task"
+
+---------------------------------------------------------------------------
+-- Waiter queues. Node fields: co (task handle), ch, prev, next, v (value of a
+-- send), sel (select record) and i (case index) for select nodes.
+
+local function unlink_recv(ch, node)
+  local p, n = node.prev, node.next
+  if p then p.next = n else ch.rh = n end
+  if n then n.prev = p else ch.rt = p end
+  node.prev, node.next = false, false
+end
+
+local function unlink_send(ch, node)
+  local p, n = node.prev, node.next
+  if p then p.next = n else ch.sh = n end
+  if n then n.prev = p else ch.st = p end
+  node.prev, node.next = false, false
+end
+
+local function push_recv(ch, node)
+  local t = ch.rt
+  node.prev, node.next = t, false
+  if t then t.next = node else ch.rh = node end
+  ch.rt = node
+end
+
+local function push_send(ch, node)
+  local t = ch.st
+  node.prev, node.next = t, false
+  if t then t.next = node else ch.sh = node end
+  ch.st = node
+end
+
+-- Plain waiters are pooled: a node returns to its pool once its task resumed,
+-- when it is no longer linked anywhere and no wake can refer to it.
+local RecvOp = { what = "channel receive" }
+RecvOp.__index = RecvOp
+function RecvOp.cancel(node) unlink_recv(node.ch, node) end
+
+local SendOp = { what = "channel send" }
+SendOp.__index = SendOp
+function SendOp.cancel(node) unlink_send(node.ch, node) end
+
+local recv_pool, nrecv_pool = {}, 0
+local send_pool, nsend_pool = {}, 0
+local POOL_MAX = 256
+
+-- Select records: the wake token of a parked select.
+local SelectOp = { what = "select" }
+SelectOp.__index = SelectOp
+
+local function unlink_select(sel)
+  local nodes = sel.nodes
+  for k = 1, #nodes do
+    local node = nodes[k]
+    local ch = node.ch
+    if node.recv then
+      if node.prev or ch.rh == node then unlink_recv(ch, node) end
+    elseif node.prev or ch.sh == node then
+      unlink_send(ch, node)
+    end
+  end
+end
+SelectOp.cancel = unlink_select
+
+-- Complete select node `node` (already unlinked from its queue) with case
+-- results; false when its select was no longer waiting (stale).
+local function fire_select(node, v, ok)
+  local sel = node.sel
+  sel.i, sel.v, sel.ok = node.i, v, ok
+  unlink_select(sel)
+  return wake(node.co, sel, true)
+end
+
+---------------------------------------------------------------------------
+-- Non-blocking halves of send and receive, shared by the methods and select.
+
+-- Deliver v to a waiting receiver or the buffer; false when it would block.
+local function offer(ch, v)
+  local node = ch.rh
+  while node do
+    local n = node.next
+    ch.rh = n
+    if n then n.prev = false else ch.rt = false end
+    node.prev, node.next = false, false
+    if node.sel then
+      if fire_select(node, v, true) then return true end
+    elseif wake(node.co, node, true, v) then
+      return true
+    end
+    node = n
+  end
+  local n, cap = ch.n, ch.size
+  if n < cap then
+    local slot = ch.h + n
+    if slot > cap then slot = slot - cap end
+    if v == nil then v = NIL end
+    ch.buf[slot] = v
+    ch.n = n + 1
+    return true
+  end
+  return false
+end
+
+-- Take a value from the buffer or a waiting sender: v, true; nil, false when
+-- nothing is there (closed or not).
+local function take(ch)
+  local n = ch.n
+  if n > 0 then
+    local h = ch.h
+    local buf = ch.buf
+    local v = buf[h]
+    buf[h] = nil
+    h = h + 1
+    if h > ch.size then h = 1 end
+    ch.h, ch.n = h, n - 1
+    -- a waiting sender's value moves into the freed slot
+    local node = ch.sh
+    while node do
+      local nx = node.next
+      ch.sh = nx
+      if nx then nx.prev = false else ch.st = false end
+      node.prev, node.next = false, false
+      local sv = node.v
+      local woke
+      if node.sel then woke = fire_select(node, nil, true) else woke = wake(node.co, node, true) end
+      if woke then
+        local slot = h + n - 1
+        if slot > ch.size then slot = slot - ch.size end
+        if sv == nil then sv = NIL end
+        buf[slot] = sv
+        ch.n = n
+        break
+      end
+      node = nx
+    end
+    if v == NIL then return nil, true end
+    return v, true
+  end
+  local node = ch.sh
+  while node do
+    local nx = node.next
+    ch.sh = nx
+    if nx then nx.prev = false else ch.st = false end
+    node.prev, node.next = false, false
+    local sv = node.v
+    if node.sel then
+      if fire_select(node, nil, true) then return sv, true end
+    elseif wake(node.co, node, true) then
+      return sv, true
+    end
+    node = nx
+  end
+  return nil, false
+end
+
+---------------------------------------------------------------------------
+-- Methods
+
+--- Channel.new(capacity?) -> channel (0 = unbuffered)
+function M.new(cap)
+  if cap == nil then
+    cap = 0
+  else
+    local c = tonumber(cap)
+    if c == nil or c < 0 or c ~= c or c % 1 ~= 0 then
+      error("Channel.new: capacity must be a non-negative integer", 2)
+    end
+    cap = c
+  end
+  return setmetatable({ buf = {}, h = 1, n = 0, size = cap, closed = false,
+                        rh = false, rt = false, sh = false, st = false }, Channel)
+end
+
+--- ch:send(v): suspends until a receiver takes v or the buffer has room
+function Channel:send(v)
+  if self.closed then error(E_SEND_CLOSED, 2) end
+  local node = self.rh
+  if node and not node.sel then
+    local n = node.next
+    self.rh = n
+    if n then n.prev = false else self.rt = false end
+    node.next = false
+    if wake(node.co, node, true, v) then return end
+  end
+  if offer(self, v) then return end
+  local co = current()
+  if co == nil then error(E_OUTSIDE, 2) end
+  if nsend_pool > 0 then
+    node = send_pool[nsend_pool]
+    send_pool[nsend_pool] = nil
+    nsend_pool = nsend_pool - 1
+  else
+    node = setmetatable({ co = false, ch = false, prev = false, next = false, v = false }, SendOp)
+  end
+  node.co, node.ch, node.v = co, self, v
+  push_send(self, node)
+  local a, err = park(node)
+  node.co, node.ch, node.v = false, false, false
+  if nsend_pool < POOL_MAX then
+    nsend_pool = nsend_pool + 1
+    send_pool[nsend_pool] = node
+  end
+  if a == true then return end
+  if a == CLOSED then error(E_SEND_CLOSED, 2) end
+  error(err, 0)
+end
+
+--- ch:receive() -> value, true | nil, false once closed and drained
+function Channel:receive()
+  if self.n > 0 or self.sh then
+    local v, ok = take(self)
+    if ok then return v, true end
+  end
+  if self.closed then return nil, false end
+  local co = current()
+  if co == nil then error(E_OUTSIDE, 2) end
+  local node
+  if nrecv_pool > 0 then
+    node = recv_pool[nrecv_pool]
+    recv_pool[nrecv_pool] = nil
+    nrecv_pool = nrecv_pool - 1
+  else
+    node = setmetatable({ co = false, ch = false, prev = false, next = false }, RecvOp)
+  end
+  node.co, node.ch = co, self
+  local t = self.rt
+  node.prev = t
+  if t then t.next = node else self.rh = node end
+  self.rt = node
+  local a, b = park(node)
+  node.co, node.ch = false, false
+  if nrecv_pool < POOL_MAX then
+    nrecv_pool = nrecv_pool + 1
+    recv_pool[nrecv_pool] = node
+  end
+  if a == true then return b, true end
+  if a == CLOSED then return nil, false end
+  error(b, 0)
+end
+
+--- ch:trySend(v) -> bool (raises on a closed channel, like send)
+function Channel:trySend(v)
+  if self.closed then error(E_SEND_CLOSED, 2) end
+  return offer(self, v)
+end
+
+--- ch:tryReceive() -> value, ok, ready
+-- ready is false when receive would have to wait; ok as for receive.
+function Channel:tryReceive()
+  local v, ok = take(self)
+  if ok then return v, true, true end
+  if self.closed then return nil, false, true end
+  return nil, false, false
+end
+
+--- ch:close(): wakes every waiting receiver (nil, false); waiting senders raise
+function Channel:close()
+  if self.closed then error("close of closed channel", 2) end
+  self.closed = true
+  local node = self.rh
+  self.rh, self.rt = false, false
+  while node do
+    local nx = node.next
+    node.prev, node.next = false, false
+    if node.sel then fire_select(node, nil, false) else wake(node.co, node, CLOSED) end
+    node = nx
+  end
+  node = self.sh
+  self.sh, self.st = false, false
+  while node do
+    local nx = node.next
+    node.prev, node.next = false, false
+    if node.sel then
+      local sel = node.sel
+      sel.i, sel.err = node.i, true
+      unlink_select(sel)
+      wake(node.co, sel, CLOSED)
+    else
+      wake(node.co, node, CLOSED)
+    end
+    node = nx
+  end
+end
+
+function Channel:len() return self.n end
+function Channel:cap() return self.size end
+function Channel:isClosed() return self.closed end
+
+--- for v in ch:iter() do ... end: receives until closed and drained (or a nil value)
+function Channel:iter()
+  return function()
+    local v = self:receive()
+    return v
+  end
+end
+
+Channel.__tostring = function(ch)
+  return string.format("Channel(%d/%d%s)", ch.n, ch.size, ch.closed and ", closed" or "")
+end
+
+---------------------------------------------------------------------------
+-- select
+
+local ready_idx = {}  -- scratch list of ready case indices (no yield while in use)
+
+local function check_case(c, k)
+  if type(c) ~= "table" then error("Channel.select: case " .. k .. " is not a table", 3) end
+  local ch, op = c[1], c[2]
+  if op == "receive" or op == "send" then
+    if ch ~= nil and getmetatable(ch) ~= Channel then
+      error("Channel.select: case " .. k .. " needs a channel", 3)
+    end
+    return ch, op == "receive"
+  elseif op == "default" then
+    return nil, nil
+  end
+  error("Channel.select: case " .. k .. ": unknown operation " .. tostring(op), 3)
+end
+
+--- Channel.select(cases) -> index, value, ok
+-- cases: {ch, "receive"}, {ch, "send", v}, {nil, "default"}. A nil channel
+-- is never ready (as in Go). One ready case is chosen uniformly at random.
+function M.select(cases)
+  if type(cases) ~= "table" then error("Channel.select: expected a table of cases", 2) end
+  local ncases = cases.n or #cases
+  while true do
+    local nready, default = 0, nil
+    for k = 1, ncases do
+      local c = cases[k]
+      local ch, recv = check_case(c, k)
+      if ch then
+        local ready
+        if recv then
+          ready = ch.n > 0 or ch.sh or ch.closed
+        else
+          ready = ch.closed or ch.rh or ch.n < ch.size
+        end
+        if ready then
+          nready = nready + 1
+          ready_idx[nready] = k
+        end
+      elseif recv == nil then
+        default = k
+      end
+    end
+    if nready > 0 then
+      local k = ready_idx[nready == 1 and 1 or random(nready)]
+      for j = 1, nready do ready_idx[j] = nil end
+      local c = cases[k]
+      local ch = c[1]
+      if c[2] == "receive" then
+        local v, ok = take(ch)
+        if ok then return k, v, true end
+        if ch.closed then return k, nil, false end
+      else
+        if ch.closed then error(E_SEND_CLOSED, 2) end
+        if offer(ch, c[3]) then return k, nil, true end
+      end
+      -- only stale waiters were there: scan again
+    elseif default then
+      return default
+    else
+      break
+    end
+  end
+  -- Nothing ready: park one node per case.
+  local co = current()
+  if co == nil then error(E_OUTSIDE, 2) end
+  local nodes = {}
+  local sel = setmetatable({ nodes = nodes, i = false, v = nil, ok = false, err = false }, SelectOp)
+  for k = 1, ncases do
+    local c = cases[k]
+    local ch = c[1]
+    if ch then
+      local node = { co = co, ch = ch, prev = false, next = false, sel = sel, i = k }
+      nodes[#nodes + 1] = node
+      if c[2] == "receive" then
+        node.recv = true
+        push_recv(ch, node)
+      else
+        node.v = c[3]
+        push_send(ch, node)
+      end
+    end
+  end
+  local a, err = park(sel)
+  if a == true then return sel.i, sel.v, sel.ok end
+  if a == CLOSED then error(E_SEND_CLOSED, 2) end
+  error(err, 0)
+end
+
+---------------------------------------------------------------------------
+-- Channel.after
+
+local function deliver(ch) ch:trySend(true) end
+
+--- Channel.after(seconds) -> a channel that receives `true` once, after the delay
+function M.after(seconds)
+  local s = tonumber(seconds)
+  if s == nil then error("Channel.after: expected a number of seconds", 2) end
+  local ch = M.new(1)
+  add_timer(s, deliver, ch)
+  return ch
+end
+
+M.Channel = Channel
+M.is = function(v) return getmetatable(v) == Channel end
+return M
