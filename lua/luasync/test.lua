@@ -277,11 +277,12 @@ M.setup, M.teardown = hook("setup"), hook("teardown")
 local function matches(full)
   local f = cfg.filter
   if f == "" then return true end
-  local ok, found = pcall(string.find, full, f)
-  if not ok then found = full:find(f, 1, true) end
-  return found ~= nil
+  if full:find(f, 1, true) then return true end  -- plain text first: "get (all)" works as typed
+  local ok, found = pcall(string.find, full, f)  -- then as a Lua pattern
+  return ok and found ~= nil
 end
 
+-- --filter: the full name contains the text, or matches it as a Lua pattern.
 -- Marks which tests run; returns how many in the block (and below) do.
 local function select_tests(b)
   local n = 0
@@ -378,8 +379,8 @@ local function run_block(b, chain)
     current = r
     local ok, err, trace = run_step(fn)
     current = nil
-    if not ok then
-      fail(r, "setup failed: ", err, trace)
+    if not ok then fail(r, "setup failed: ", err, trace) end
+    if r.status == "fail" then
       setup_failed = r
       break
     end
@@ -401,10 +402,8 @@ local function run_block(b, chain)
       current = r
       local ok, err, trace = run_step(fn)
       current = nil
-      if not ok then
-        fail(r, "teardown failed: ", err, trace)
-        report(r)
-      end
+      if not ok then fail(r, "teardown failed: ", err, trace) end
+      if r.status == "fail" then report(r) end
     end
   end
   chain[#chain] = nil

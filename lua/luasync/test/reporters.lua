@@ -53,8 +53,10 @@ function M.text(opts)
     return "\27[" .. code .. "m" .. s .. "\27[0m"
   end
   local rep = {}
-  function rep.file_start(path) out(path .. "\n") end
+  local header  -- printed before the file's first result (--filter may select none)
+  function rep.file_start(path) header = path end
   function rep.result(r)
+    if header then out(header .. "\n"); header = nil end
     if r.status == "pass" then
       out("  " .. paint("32", "PASS") .. "  " .. r.name .. "\n")
     elseif r.status == "skip" then
@@ -103,8 +105,10 @@ function M.tap(opts)
   local n = 0
   local rep = {}
   out("TAP version 13\n")
-  function rep.file_start(path) out("# " .. path .. "\n") end
+  local header
+  function rep.file_start(path) header = path end
   function rep.result(r)
+    if header then out("# " .. header .. "\n"); header = nil end
     n = n + 1
     local desc = r.name:gsub("\n", " "):gsub("\\", "\\\\"):gsub("#", "\\#")
     if r.status == "pass" then
@@ -186,6 +190,32 @@ local function classname(path)
   return (path:gsub("^%./", ""):gsub("%.lua$", ""):gsub("[/\\]", "."))
 end
 
+-- One <testsuite> for a test file.
+local function suite(f)
+  local nf, ns = 0, 0
+  for _, r in ipairs(f.results) do
+    if r.status == "fail" then nf = nf + 1 elseif r.status == "skip" then ns = ns + 1 end
+  end
+  local lines = { format('  <testsuite name="%s" tests="%d" failures="%d" errors="0" skipped="%d" time="%.3f">',
+                         xml(f.path), #f.results, nf, ns, f.time or 0) }
+  local cls = xml(classname(f.path))
+  for _, r in ipairs(f.results) do
+    local open = format('    <testcase classname="%s" name="%s" time="%.3f"', cls, xml(r.name), r.time or 0)
+    if r.status == "pass" then
+      lines[#lines + 1] = open .. "/>"
+    elseif r.status == "skip" then
+      lines[#lines + 1] = open .. '>\n      <skipped message="pending"/>\n    </testcase>'
+    else
+      local body = { headline(r) }
+      for _, d in ipairs(r.details or {}) do body[#body + 1] = d end
+      lines[#lines + 1] = open .. format('>\n      <failure message="%s" type="%s">%s</failure>\n    </testcase>',
+                                         xml(headline(r)), xml(r.kind or "failure"), xml(concat(body, "\n"), true))
+    end
+  end
+  lines[#lines + 1] = "  </testsuite>"
+  return concat(lines, "\n")
+end
+
 function M.junit(opts)
   local out, close = sink(opts.output)
   local rep = {}
@@ -196,27 +226,7 @@ function M.junit(opts)
     lines[#lines + 1] = format('<testsuites name="luasync" tests="%d" failures="%d" errors="0" skipped="%d" time="%.3f">',
                                s.passed + s.failed + s.skipped, s.failed, s.skipped, s.time)
     for _, f in ipairs(s.files) do
-      local nf, ns = 0, 0
-      for _, r in ipairs(f.results) do
-        if r.status == "fail" then nf = nf + 1 elseif r.status == "skip" then ns = ns + 1 end
-      end
-      lines[#lines + 1] = format('  <testsuite name="%s" tests="%d" failures="%d" errors="0" skipped="%d" time="%.3f">',
-                                 xml(f.path), #f.results, nf, ns, f.time or 0)
-      local cls = xml(classname(f.path))
-      for _, r in ipairs(f.results) do
-        local open = format('    <testcase classname="%s" name="%s" time="%.3f"', cls, xml(r.name), r.time or 0)
-        if r.status == "pass" then
-          lines[#lines + 1] = open .. "/>"
-        elseif r.status == "skip" then
-          lines[#lines + 1] = open .. '>\n      <skipped message="pending"/>\n    </testcase>'
-        else
-          local body = { headline(r) }
-          for _, d in ipairs(r.details or {}) do body[#body + 1] = d end
-          lines[#lines + 1] = open .. format('>\n      <failure message="%s" type="%s">%s</failure>\n    </testcase>',
-                                             xml(headline(r)), r.kind or "failure", xml(concat(body, "\n"), true))
-        end
-      end
-      lines[#lines + 1] = "  </testsuite>"
+      if #f.results > 0 then lines[#lines + 1] = suite(f) end  -- --filter may select none
     end
     lines[#lines + 1] = "</testsuites>"
     out(concat(lines, "\n") .. "\n")
