@@ -1,0 +1,517 @@
+-- luasync.stream: pull-based asynchronous sequences (API.md section 5).
+--
+-- The protocol every source and transform speaks (I/O modules build on it):
+--
+--   Stream.new(pull, close?) -> Stream
+--     pull() returns the next value, or nil at the end. It is always called
+--       from inside a task, may suspend that task (waiting for I/O), and
+--       raises on error. Once it has returned nil or raised, it is not called
+--       again. It should return buffered data without suspending: that is the
+--       fast path every transform and `iter()` keeps.
+--     close() releases the source (closes the file, aborts the transfer, closes
+--       the pipe). It is idempotent-safe (called at most once by Stream, but a
+--       source should tolerate more) and is called on natural end too, and on
+--       early end: take(n), an error in a stage, a cancelled consumer.
+--       A pull that is suspended while close() runs should return nil or raise.
+--
+--   A writable (a pipeTo sink) is any object with
+--     w:write(data) -> Promise (resolved when the data is accepted) and
+--     w:close() -> Promise.
+--
+-- Transforms call their upstream's pull directly: a value travels from the
+-- source to the consumer through plain function calls, with no task switch or
+-- promise per value. Only mapAsync and merge use extra tasks (stream/concurrent.lua).
+-- Stream fields: _pull (current pull; swapped for `ended` once the stream has
+-- ended or is closed, so later reads return nil), _close, _closed.
+local sched = require("luasync.sched")
+local Promise = require("luasync.promise")
+local async = require("luasync.async")
+
+local spawn, await = async.spawn, Promise.await
+local current = sched.current
+local last_raise = Promise._last_raise
+local on_error = Promise._on_error
+local setmetatable, getmetatable, type, error, xpcall, tostring = setmetatable, getmetatable, type, error, xpcall, tostring
+local find, sub, byte, concat = string.find, string.sub, string.byte, table.concat
+
+local Stream = {}
+Stream.__index = Stream
+Stream.__name = "luasync.Stream"
+Stream.__tostring = function() return "luasync.Stream" end
+
+local M = { Stream = Stream }
+
+local function ended() return nil end
+
+local function is_callable(f)
+  if type(f) == "function" then return true end
+  local mt = type(f) == "table" and getmetatable(f)
+  return mt and mt.__call ~= nil or false
+end
+
+-- A value returned by a user function: promises are awaited.
+local function settled(r)
+  if type(r) == "table" and getmetatable(r) == Promise then return await(r) end
+  return r
+end
+
+--- Stream.new(pull, close?) -> Stream
+local function new(pull, close)
+  if not is_callable(pull) then error("Stream.new: expected a pull function", 2) end
+  if close ~= nil and not is_callable(close) then error("Stream.new: close must be a function", 2) end
+  return setmetatable({ _pull = pull, _close = close or false, _closed = false }, Stream)
+end
+M.new = new
+
+function M.is(v) return getmetatable(v) == Stream end
+
+--- s:close(): end the stream now and release its source (idempotent)
+function Stream:close()
+  if self._closed then return end
+  self._closed = true
+  self._pull = ended
+  local c = self._close
+  if c then
+    self._close = false
+    c()
+  end
+end
+
+-- A transform: a new Stream whose close closes `up`.
+local function derive(up, pull, extra_close)
+  local s = setmetatable({ _pull = pull, _close = false, _closed = false }, Stream)
+  s._close = function()
+    if extra_close then extra_close() end
+    up:close()
+  end
+  return s
+end
+M._derive = derive
+
+---------------------------------------------------------------------------
+-- Sources
+
+local function from_table(t)
+  local n = t.n or #t
+  local i = 0
+  return new(function()
+    if i >= n then return nil end
+    i = i + 1
+    return t[i]
+  end)
+end
+
+local function from_channel(ch)
+  return new(function()
+    local v = ch:receive()
+    return v
+  end)
+end
+
+local function from_function(f)
+  return new(function()
+    local v = f()
+    if type(v) == "table" and getmetatable(v) == Promise then return await(v) end
+    return v
+  end)
+end
+
+--- Stream.from(table | iterator function | Channel | Stream) -> Stream
+function M.from(src)
+  local t = type(src)
+  if t == "function" then return from_function(src) end
+  if t == "table" then
+    local mt = getmetatable(src)
+    if mt == Stream then return src end
+    if type(src.receive) == "function" then return from_channel(src) end
+    if mt and mt.__call then return from_function(src) end
+    return from_table(src)
+  end
+  error("Stream.from: expected a table, an iterator function or a Channel, got " .. t, 2)
+end
+
+---------------------------------------------------------------------------
+-- Reading
+
+--- s:read() -> next value, or nil at the end (suspends the task when it must wait)
+function Stream:read()
+  local v = self._pull()
+  if v == nil then self:close() end
+  return v
+end
+
+--- for v in s:iter() do ... end
+-- Stopping early (break, an error in the loop body): call s:close().
+function Stream:iter()
+  local s = self
+  return function()
+    local v = s._pull()
+    if v == nil then s:close() end
+    return v
+  end
+end
+
+--- s:readLine() -> next line of a stream of text chunks, or nil at the end.
+-- Reads through a lines() view kept on the stream: once you read lines, keep
+-- reading lines (read() would skip what the view has buffered).
+function Stream:readLine()
+  if self._lines then return self:read() end
+  local view = self._line_view
+  if not view then
+    view = self:lines()
+    self._line_view = view
+  end
+  return view:read()
+end
+
+---------------------------------------------------------------------------
+-- Transforms. A function returning nil drops the value (nil marks the end of
+-- a stream, so it cannot be a value).
+
+local function check_fn(fn, name)
+  if not is_callable(fn) then error("Stream." .. name .. ": expected a function", 3) end
+end
+
+local function check_count(n, name, min)
+  n = tonumber(n)
+  if n == nil or n ~= n or n < min or n % 1 ~= 0 then
+    error("Stream." .. name .. ": expected an integer >= " .. min, 3)
+  end
+  return n
+end
+
+function Stream:map(fn)
+  check_fn(fn, "map")
+  local up = self
+  return derive(up, function()
+    while true do
+      local v = up._pull()
+      if v == nil then return nil end
+      local r = fn(v)
+      if type(r) == "table" and getmetatable(r) == Promise then r = await(r) end
+      if r ~= nil then return r end
+    end
+  end)
+end
+
+function Stream:filter(fn)
+  check_fn(fn, "filter")
+  local up = self
+  return derive(up, function()
+    while true do
+      local v = up._pull()
+      if v == nil then return nil end
+      local keep = fn(v)
+      if type(keep) == "table" and getmetatable(keep) == Promise then keep = await(keep) end
+      if keep then return v end
+    end
+  end)
+end
+
+function Stream:tap(fn)
+  check_fn(fn, "tap")
+  local up = self
+  return derive(up, function()
+    local v = up._pull()
+    if v == nil then return nil end
+    local r = fn(v)
+    if type(r) == "table" and getmetatable(r) == Promise then await(r) end
+    return v
+  end)
+end
+
+--- s:flatMap(fn): fn(v) returns an array table or a Stream; their values are emitted in turn
+function Stream:flatMap(fn)
+  check_fn(fn, "flatMap")
+  local up = self
+  local inner, arr, ai, an = nil, nil, 0, 0
+  local done = false
+  return derive(up, function()
+    while true do
+      if arr then
+        if ai < an then
+          ai = ai + 1
+          local v = arr[ai]
+          if v ~= nil then return v end
+        else
+          arr = nil
+        end
+      elseif inner then
+        local v = inner._pull()
+        if v ~= nil then return v end
+        inner:close()
+        inner = nil
+      else
+        if done then return nil end
+        local v = up._pull()
+        if v == nil then done = true; return nil end
+        local r = settled(fn(v))
+        if getmetatable(r) == Stream then
+          inner = r
+        elseif type(r) == "table" then
+          arr, ai, an = r, 0, r.n or #r
+        elseif r ~= nil then
+          error("Stream.flatMap: the function must return an array table or a Stream, got " .. type(r), 0)
+        end
+      end
+    end
+  end, function()
+    if inner then inner:close() end
+  end)
+end
+
+--- s:take(n): the first n values; pulls exactly n, then closes the source
+function Stream:take(n)
+  n = check_count(n, "take", 0)
+  local up = self
+  local k = 0
+  return derive(up, function()
+    if k >= n then
+      up:close()
+      return nil
+    end
+    local v = up._pull()
+    if v == nil then k = n; return nil end
+    k = k + 1
+    if k == n then up:close() end
+    return v
+  end)
+end
+
+function Stream:skip(n)
+  n = check_count(n, "skip", 0)
+  local up = self
+  return derive(up, function()
+    while n > 0 do
+      local v = up._pull()
+      if v == nil then n = 0; return nil end
+      n = n - 1
+    end
+    return up._pull()
+  end)
+end
+
+--- s:batch(n): arrays of up to n values (the last may be shorter)
+function Stream:batch(n)
+  n = check_count(n, "batch", 1)
+  local up = self
+  local done = false
+  return derive(up, function()
+    if done then return nil end
+    local b, k = {}, 0
+    while k < n do
+      local v = up._pull()
+      if v == nil then done = true; break end
+      k = k + 1
+      b[k] = v
+    end
+    if k == 0 then return nil end
+    return b
+  end)
+end
+
+--- s:lines(): re-chunk text into lines, without their "\n" or "\r\n".
+-- Lines are cut with plain string.find searches over each chunk (no per-byte
+-- Lua work); only a line that spans chunks is assembled from pieces.
+function Stream:lines()
+  local up = self
+  local buf, pos = "", 1   -- current chunk and the start of the unread part
+  local pieces, np = nil, 0  -- parts of a line spanning chunks
+  local done = false
+
+  local function refill()
+    -- No newline in buf[pos..]: keep that tail and pull chunks until one has a newline.
+    while true do
+      if pos <= #buf then
+        if not pieces then pieces, np = {}, 0 end
+        np = np + 1
+        pieces[np] = pos == 1 and buf or sub(buf, pos)
+      end
+      buf, pos = "", 1
+      local chunk = up._pull()
+      if chunk == nil then
+        done = true
+        if np == 0 then return nil end
+        local line = concat(pieces, "", 1, np)
+        pieces, np = nil, 0
+        return line
+      end
+      if type(chunk) ~= "string" then
+        if type(chunk) ~= "number" then
+          error("Stream.lines: expected text chunks, got " .. type(chunk), 0)
+        end
+        chunk = tostring(chunk)
+      end
+      local i = find(chunk, "\n", 1, true)
+      if i then
+        buf, pos = chunk, i + 1
+        if np == 0 then
+          local j = i - 1
+          if j > 0 and byte(chunk, j) == 13 then j = j - 1 end
+          return sub(chunk, 1, j)
+        end
+        np = np + 1
+        pieces[np] = sub(chunk, 1, i - 1)
+        local line = concat(pieces, "", 1, np)
+        for x = 1, np do pieces[x] = nil end
+        np = 0
+        if byte(line, -1) == 13 then line = sub(line, 1, -2) end
+        return line
+      end
+      buf = chunk
+    end
+  end
+
+  local s = derive(up, function()
+    local i = find(buf, "\n", pos, true)
+    if i then
+      local p = pos
+      pos = i + 1
+      local j = i - 1
+      if j >= p and byte(buf, j) == 13 then j = j - 1 end
+      return sub(buf, p, j)
+    end
+    if done then return nil end
+    return refill()
+  end)
+  s._lines = true
+  return s
+end
+
+---------------------------------------------------------------------------
+-- Consumers: each runs in a task of its own and returns that task's Promise.
+-- When the body fails (an error in any stage, or the promise is cancelled)
+-- the stream is closed, which closes every stage back to the source, and the
+-- original error value is re-raised with its original stack.
+
+-- Re-raise a failure caught by xpcall(f, on_error): r = {error, frames}. The
+-- task's report then shows the frames where the error happened (an await that
+-- raised a rejection has already recorded its own).
+local function rethrow(r)
+  local e = r[1]
+  if not (last_raise.co == current() and rawequal(last_raise.reason, e)) then
+    last_raise.co, last_raise.reason, last_raise.frames = current(), e, r[2]
+  end
+  error(e, 0)
+end
+M._rethrow = rethrow
+
+local function consume(s, body, a, b)
+  return spawn(function()
+    local ok, r = xpcall(body, on_error, s, a, b)
+    s:close()
+    if ok then return r end
+    return rethrow(r)
+  end)
+end
+
+local function for_each(s, fn)
+  while true do
+    local v = s._pull()
+    if v == nil then return nil end
+    local r = fn(v)
+    if type(r) == "table" and getmetatable(r) == Promise then await(r) end
+  end
+end
+
+--- s:forEach(fn) -> Promise (resolves with nil once every value went through fn)
+function Stream:forEach(fn)
+  check_fn(fn, "forEach")
+  return consume(self, for_each, fn)
+end
+
+local function reduce(s, fn, acc)
+  if acc == nil then
+    acc = s._pull()
+    if acc == nil then return nil end
+  end
+  while true do
+    local v = s._pull()
+    if v == nil then return acc end
+    acc = fn(acc, v)
+    if type(acc) == "table" and getmetatable(acc) == Promise then acc = await(acc) end
+  end
+end
+
+--- s:reduce(fn, init?) -> Promise of the accumulated value (without init, the first value starts it)
+function Stream:reduce(fn, init)
+  check_fn(fn, "reduce")
+  return consume(self, reduce, fn, init)
+end
+
+local function collect(s)
+  local out, n = {}, 0
+  while true do
+    local v = s._pull()
+    if v == nil then return out end
+    n = n + 1
+    out[n] = v
+  end
+end
+
+--- s:collect() -> Promise of an array of every value
+function Stream:collect() return consume(self, collect) end
+
+local function count(s)
+  local n = 0
+  while s._pull() ~= nil do n = n + 1 end
+  return n
+end
+
+--- s:count() -> Promise of the number of values
+function Stream:count() return consume(self, count) end
+
+-- pipeTo: a sink given as a path is opened here (fs.writeStream) and closed at
+-- the end, also after an error; a writable passed in (stdout and stderr
+-- included) is never closed by pipeTo.
+local function open_sink(sink)
+  if type(sink) == "string" then
+    local w = settled(require("luasync.fs").writeStream(sink))
+    return w, true
+  end
+  if type(sink) ~= "table" or not is_callable(sink.write) then
+    error("Stream.pipeTo: expected a file path or a writable (an object with write and close)", 0)
+  end
+  return sink, false
+end
+
+local function close_quietly(w)
+  local ok, p = pcall(w.close, w)
+  if ok and getmetatable(p) == Promise then p:catch(function() end) end
+end
+
+local function write_all(s, w)
+  while true do
+    local v = s._pull()
+    if v == nil then return end
+    local r = w:write(v)
+    if type(r) == "table" and getmetatable(r) == Promise then await(r) end
+  end
+end
+
+local function pipe_to(s, sink)
+  local w, opened = open_sink(sink)
+  if not opened then return write_all(s, w) end
+  local ok, r = xpcall(write_all, on_error, s, w)
+  if not ok then
+    close_quietly(w)
+    return rethrow(r)
+  end
+  settled(w:close())
+  return nil
+end
+
+--- s:pipeTo(sink) -> Promise: writes every value to sink, waiting for each write (backpressure)
+function Stream:pipeTo(sink)
+  if sink == nil then error("Stream.pipeTo: expected a sink", 2) end
+  return consume(self, pipe_to, sink)
+end
+
+--- s:progress{label=, total=}: draws a progress bar on stderr when it is a TTY
+function Stream:progress(opts)
+  return require("luasync.stream.progress")(self, opts or {})
+end
+
+require("luasync.stream.concurrent")(M, Stream)
+
+return M
