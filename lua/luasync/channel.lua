@@ -22,7 +22,22 @@ local sched = require("luasync.sched")
 local park, wake, is_waiting, current, add_timer = sched.park, sched.wake, sched.is_waiting,
   sched.current, sched.add_timer
 local setmetatable, getmetatable, error, type, tonumber = setmetatable, getmetatable, error, type, tonumber
-local random = math.random
+local bit = require("bit")
+local bxor, lshift, rshift = bit.bxor, bit.lshift, bit.rshift
+
+-- select's own random numbers (xorshift32), seeded per process as Go's select
+-- is random per run, and apart from math.random so that selects do not shift
+-- the sequence a script seeded with math.randomseed.
+local rng = bit.tobit(math.floor((require("luasync.core").hrtime() % 1) * 1e9) + os.time())
+if rng == 0 then rng = 0x2545F491 end
+local function random(n)
+  local x = rng
+  x = bxor(x, lshift(x, 13))
+  x = bxor(x, rshift(x, 17))
+  x = bxor(x, lshift(x, 5))
+  rng = x
+  return x % n + 1
+end
 
 local Channel = {}
 Channel.__index = Channel
