@@ -244,6 +244,15 @@ end
 ---------------------------------------------------------------------------
 -- await
 
+-- A task cancelled while awaiting p: if the task was p's only waiter, nothing
+-- else wants p any more, so p is cancelled too (an HTTP transfer is aborted,
+-- a timer cleared), as a derived promise cancels its parent.
+sched.register_unpark(Promise, function(p, _, err)
+  if p._state == PENDING and p._n <= 1 then
+    p:cancel(type(err) == "table" and err.message or err)
+  end
+end)
+
 -- The stack where an await raised a rejection, for tracebacks that cross awaits.
 local last_raise = { co = nil, reason = nil, frames = nil }
 M._last_raise = last_raise

@@ -13,7 +13,7 @@ local core = require("luasync.core")
 
 local co_create, co_resume, co_yield = coroutine.create, coroutine.resume, coroutine.yield
 local co_isyieldable = coroutine.isyieldable
-local type, error, select = type, error, select
+local type, error, select, getmetatable = type, error, select, getmetatable
 
 local M = {}
 
@@ -99,6 +99,11 @@ M.wake = wake
 --- sched.is_waiting(rec, op) -> bool
 function M.is_waiting(rec, op) return rec.op == op end
 
+-- Ops whose `cancel` method means something else (promises) register how to
+-- undo a wait on them: unparkers[metatable] = function(op, rec, err).
+local unparkers = {}
+function M.register_unpark(mt, fn) unparkers[mt] = fn end
+
 --- sched.cancel(rec, err): cancel the task at its current suspension: undo its
 -- wait (op:cancel(rec)) and resume it with (false, err), so await raises err.
 function M.cancel(rec, err)
@@ -109,7 +114,12 @@ function M.cancel(rec, err)
   end
   rec.op = false
   unlink(rec)
-  if type(op) == "table" and op.cancel then op:cancel(rec) end
+  local unpark = unparkers[getmetatable(op)]
+  if unpark then
+    unpark(op, rec, err)
+  elseif type(op) == "table" and op.cancel then
+    op:cancel(rec)
+  end
   local t = tail + 1
   tail = t
   qf[t], qa[t], qb[t], qc[t] = RESUME, rec, false, err

@@ -322,15 +322,26 @@ describe("cancellation", function()
     assert.same({ false, "cancelled" }, log)
   end)
 
-  it("reaches a task awaiting a promise; the promise is not affected", function()
+  it("reaches a task awaiting a promise that others also wait on; the promise is not affected", function()
     local d = deferred()
     local t = spawn(function() return await(d.promise) end)
+    local other = d.promise:andThen(function(v) return v end)
     t:cancel("bye")
     sleep(0)
     assert.equals("pending", d.promise:status())
     d.resolve(1)
+    assert.equals(1, await(other))
     local _, e = pcall(await, t)
     assert.equals("bye", e.message)
+  end)
+
+  it("cancels the awaited promise when the task was its only waiter", function()
+    local inner = Promise.delay(10, "never")
+    local t = spawn(function() return await(inner) end)
+    t:cancel("stop")
+    assert.equals("rejected", inner:status())
+    local _, e = pcall(await, inner)
+    assert.equals("stop", e.message)
   end)
 
   it("clears a delay's timer so the process can exit at once", function()
@@ -353,9 +364,9 @@ describe("cancellation", function()
   end)
 
   it("a task cancelled while running sees the error at its next suspension", function()
-    local seen
-    local t
+    local seen, t
     t = spawn(function()
+      sleep(0)
       t:cancel("self")
       local ok, e = pcall(sleep, 0)
       seen = ok == false and e.message
