@@ -11,7 +11,7 @@ Peers print key=value lines (elapsed_ms, tokens_per_s, ttft_median_ms,
 ttft_p99_ms, cpu_ms, errors); a run with errors != 0 or a non-zero exit fails the
 benchmark.
 
-    python3 bench/llm/run.py [--runs 5] [--streams 1000] [--tokens 200]
+    python3 bench/llm/run.py [--runs 5] [--warmup 1] [--streams 1000] [--tokens 200]
                              [--server c|python] [--luasync PATH] [--build DIR]
 
 The luasync peer (bench/llm/luasync_stream.lua) runs when that file exists and
@@ -81,6 +81,7 @@ def run_peer(cmd):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=1, help="unmeasured runs per peer first")
     ap.add_argument("--streams", type=int, default=1000)
     ap.add_argument("--tokens", type=int, default=200)
     ap.add_argument("--server", choices=("c", "python"), default="c")
@@ -101,6 +102,9 @@ def main():
     proc, port = start_server(args.server, server_bin, args.tokens)
     results = {name: [] for name in peers}
     try:
+        for _ in range(args.warmup):
+            for cmd in peers.values():
+                run_peer(cmd + ["--port", str(port)] + size)
         for _ in range(args.runs):
             for name, cmd in peers.items():
                 results[name].append(run_peer(cmd + ["--port", str(port)] + size))
