@@ -9,6 +9,7 @@ local WIDTH = 24
 local INTERVAL = 0.1  -- seconds between redraws
 
 local function duration(s)
+  if s < 9.95 then return format("%.1fs", s) end
   s = floor(s + 0.5)
   if s < 60 then return s .. "s" end
   if s < 3600 then return format("%dm%02ds", floor(s / 60), s % 60) end
