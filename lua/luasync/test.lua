@@ -187,6 +187,17 @@ local function baseline_parked()
   return set
 end
 
+-- Lets the ready queue drain before the driver goes on, so that a rejection
+-- counts as unhandled under the same rule as outside tests (still unhandled
+-- once the queue is empty) and is charged to the step that caused it.
+local function drain()
+  repeat
+    local q = Promise._new()
+    sched.defer(Promise._fulfill, q, true)
+    await(q)
+  until sched.pending() == 0
+end
+
 --- run_step(fn, ...) -> true, or false, err, trace
 local function run_step(fn, ...)
   local baseline = baseline_parked()
@@ -201,10 +212,12 @@ local function run_step(fn, ...)
     await(s.done)
     step = nil
     if s.failure then
+      drain()
       take_unhandled()
       return false, s.failure
     end
   end
+  drain()
   take_unhandled()
   if p._state == REJECTED then return false, p._value, p._trace end
   return true
