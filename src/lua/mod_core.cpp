@@ -104,6 +104,12 @@ int l_core_handles(lua_State* L) {
   return 1;
 }
 
+// core.loop_alive() -> bool: referenced handles or requests (fs, dns) keep the loop running
+int l_core_loop_alive(lua_State* L) {
+  lua_pushboolean(L, uv_loop_alive(Runtime::Get(L)->loop()));
+  return 1;
+}
+
 int luaopen_core(lua_State* L) {
   static const luaL_Reg fns[] = {{"now", l_core_now},
                                  {"update_now", l_core_update_now},
@@ -116,6 +122,7 @@ int luaopen_core(lua_State* L) {
                                  {"set_signal", l_core_set_signal},
                                  {"isatty", l_core_isatty},
                                  {"handles", l_core_handles},
+                                 {"loop_alive", l_core_loop_alive},
                                  {nullptr, nullptr}};
   lua_newtable(L);
   luaL_register(L, nullptr, fns);
