@@ -8,9 +8,9 @@
 -- A step ends when its task settles, when it runs past --test-timeout, or when
 -- it is deadlocked. The watchdog timer of a step checks both: when it fires and
 -- nothing else could ever make progress (no other referenced libuv handle, no
--- other timer, empty ready queue), the step is deadlocked. The watchdog's own
--- entry is already off the timer heap then, so core.handles() shows exactly
--- what keeps the loop alive besides it.
+-- other timer, no request in flight, empty ready queue), the step is
+-- deadlocked. The watchdog's own entry is already off the timer heap then, so
+-- core.loop_alive() tells exactly whether anything else keeps the loop running.
 local core = require("luasync.core")
 local sched = require("luasync.sched")
 local Promise = require("luasync.promise")
@@ -160,8 +160,11 @@ local function end_step(s, outcome)
   Promise._fulfill(s.done, true)
 end
 
+-- Nothing besides the watchdog could wake a task: no referenced handle, no
+-- request in flight (fs, dns), nothing queued.
+local loop_alive = core.loop_alive or function() return next(core.handles()) ~= nil end
 local function quiet()
-  return next(core.handles()) == nil and sched.pending() == 0
+  return sched.pending() == 0 and not loop_alive()
 end
 
 local watch
