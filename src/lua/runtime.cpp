@@ -1,5 +1,7 @@
 #include "lua/runtime.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -123,6 +125,11 @@ bool ReadAll(FILE* f, std::string* out) {
 }  // namespace
 
 Runtime::Runtime() {
+  // A closed stdin/stdout/stderr would be reused by the loop's own descriptors
+  // (epoll, signal pipe), which stdin reading or output would then clobber.
+  for (int fd = 0; fd <= 2; fd++) {
+    if (::fcntl(fd, F_GETFD) == -1 && errno == EBADF) ::open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+  }
   uv_loop_init(&loop_);
   loop_.data = this;
   out_ = new Output(1, 64 * 1024);
