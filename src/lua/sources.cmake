@@ -5,3 +5,4 @@ list(APPEND LUASYNC_CORE_SOURCES
   src/lua/runtime.cpp
   src/lua/mod_core.cpp
 )
+list(APPEND LUASYNC_CORE_SOURCES src/lua/mod_json.cpp src/lua/json_encode.cpp src/lua/json_split.cpp)

@@ -1,0 +1,36 @@
+-- Times json.decode and json.encode on one file; prints one line:
+--   decode_ms <median> encode_ms <median> bytes <input size> out_bytes <output size>
+--
+--   luasync bench/json/bench.lua FILE [RUNS]          the global json (luasync.json)
+--   luajit  bench/json/bench.lua FILE [RUNS] cjson    any module with decode/encode
+local path, runs, modname = arg[1], tonumber(arg[2]) or 7, arg[3]
+assert(path, "usage: bench.lua FILE [RUNS] [MODULE]")
+local json = modname and require(modname) or json
+
+local f = assert(io.open(path, "rb"))
+local text = f:read("*a")
+f:close()
+
+local function median(t)
+  table.sort(t)
+  local n = #t
+  if n % 2 == 1 then return t[(n + 1) / 2] end
+  return (t[n / 2] + t[n / 2 + 1]) / 2
+end
+
+local dec, enc = {}, {}
+local value, out
+for i = 1, runs do
+  value, out = nil, nil
+  collectgarbage()
+  collectgarbage()
+  local t0 = os.clock()
+  value = json.decode(text)
+  dec[i] = os.clock() - t0
+  collectgarbage()
+  t0 = os.clock()
+  out = json.encode(value)
+  enc[i] = os.clock() - t0
+end
+print(string.format("decode_ms %.1f encode_ms %.1f bytes %d out_bytes %d",
+  median(dec) * 1e3, median(enc) * 1e3, #text, #out))
