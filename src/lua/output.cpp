@@ -1,6 +1,7 @@
 #include "lua/output.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -85,10 +86,33 @@ void Output::Kick() {
     buf_.clear();
     return;
   }
-  if (!in_flight_ && !buf_.empty()) StartJob();
+  if (in_flight_ || buf_.empty()) return;
+  // A little output and room in the pipe: a write of at most PIPE_BUF bytes
+  // then completes at once, so skip the thread (and never start it for a
+  // script that prints a few lines).
+  if (buf_.size() <= PIPE_BUF) {
+    pollfd pfd{fd_, POLLOUT, 0};
+    if (::poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLOUT)) {
+      if (!WriteAll(fd_, buf_.data(), buf_.size())) broken_ = true;
+      written_ += buf_.size();
+      buf_.clear();
+      return;
+    }
+  }
+  StartJob();
 }
 
 void Output::StartJob() {
+  if (!thread_.joinable()) {  // started on first use
+    try {
+      thread_ = std::thread([this] { ThreadMain(); });
+    } catch (const std::exception&) {  // no thread to be had: write in place
+      if (!WriteAll(fd_, buf_.data(), buf_.size())) broken_ = true;
+      written_ += buf_.size();
+      buf_.clear();
+      return;
+    }
+  }
   inflight_.swap(buf_);
   buf_.clear();
   if (buf_.capacity() > kHardCap) std::string().swap(buf_);  // after one huge write
@@ -162,7 +186,6 @@ void Output::Attach(uv_loop_t* loop, std::function<void()> on_written) {
   async_ = a;
   on_written_ = std::move(on_written);
   stop_ = false;
-  thread_ = std::thread([this] { ThreadMain(); });
 }
 
 void Output::Detach() {
