@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# HTTP client benchmarks on loopback: the C floor (floor.c: curl multi + libuv), Node's http and fetch, and
+# luasync once its Lua binding exists. See bench/README-http.md.
+#
+#   bench/http/run.sh                 build, start the server, run every workload RUNS times, print medians
+#   RUNS=5 bench/http/run.sh          more runs (default 3)
+#   PEERS="floor node_http" bench/http/run.sh
+#   LUASYNC_BIN=build/luasync bench/http/run.sh
+#   PIN=0 bench/http/run.sh           don't pin the server to the last CPU and the clients to the others
+#
+# Every program prints key=value lines (requests, elapsed_ms, req_per_s, mb_per_s, cpu_us_per_req, errors,
+# ttfb_us_*) and exits non-zero if any request failed.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+build="${HTTP_BENCH_BUILD:-$repo/build-http-bench}"
+runs="${RUNS:-3}"
+peers="${PEERS:-floor node_http node_fetch luasync}"
+luasync_bin="${LUASYNC_BIN:-$repo/build/luasync}"
+pin="${PIN:-1}"
+
+mkdir -p "$build"
+cc -O2 -Wall -Wextra -o "$build/floor" "$here/floor.c" -lcurl -luv
+cc -O2 -Wall -Wextra -o "$build/server" "$here/server.c" -luv
+
+ncpu="$(nproc)"
+server_pin=() client_pin=()
+if [[ "$pin" == 1 && "$ncpu" -ge 2 ]] && command -v taskset > /dev/null; then
+  server_pin=(taskset -c "$((ncpu - 1))")
+  client_pin=(taskset -c "0-$((ncpu - 2))")
+fi
+
+out="$(mktemp -d)"
+server_pid=""
+cleanup() {
+  if [[ -n "$server_pid" ]]; then kill "$server_pid" 2> /dev/null || true; wait "$server_pid" 2> /dev/null || true; fi
+  rm -rf "$out"
+}
+trap cleanup EXIT
+
+coproc SERVER { exec "${server_pin[@]}" "$build/server" --port 0; }
+server_pid=$SERVER_PID
+read -r port <&"${SERVER[0]}"
+base="http://127.0.0.1:$port"
+
+# name | path | requests | concurrency | extra flags
+workloads=(
+  "small_20k_c256|/small|20000|256|"
+  "download_1MiB_200_c16|/bytes/1048576|200|16|"
+  "ttfb_sequential_2k|/small|2000|1|--ttfb"
+)
+
+command_for() {  # peer -> the command prefix, or nothing if the peer can't run here
+  case "$1" in
+    floor) echo "$build/floor" ;;
+    node_http) command -v node > /dev/null && echo "node $here/node_http.mjs" ;;
+    node_fetch) command -v node > /dev/null && echo "node $here/node_fetch.mjs" ;;
+    # Slot for luasync: bench/http/luasync_get.lua (to be written with the Lua binding, src/lua/mod_http.cpp)
+    # takes the same arguments (URL N C [--ttfb]) and prints the same key=value lines.
+    luasync) [[ -x "$luasync_bin" && -f "$here/luasync_get.lua" ]] && echo "$luasync_bin $here/luasync_get.lua" ;;
+  esac
+  return 0
+}
+
+status=0
+for ((run = 1; run <= runs; run++)); do
+  for w in "${workloads[@]}"; do
+    IFS='|' read -r name path n c flags <<< "$w"
+    for peer in $peers; do
+      cmd="$(command_for "$peer")"
+      [[ -z "$cmd" ]] && continue
+      # shellcheck disable=SC2086  # cmd and flags are word lists
+      if ! "${client_pin[@]}" $cmd "$base$path" "$n" "$c" $flags > "$out/$name.$peer.$run" 2> "$out/$name.$peer.$run.err"; then
+        echo "FAILED: $peer $name (run $run):" >&2
+        tail -5 "$out/$name.$peer.$run.err" >&2
+        status=1
+      fi
+    done
+  done
+done
+
+python3 - "$out" "$peers" "$runs" <<'EOF'
+import os, statistics, sys
+out, peers, runs = sys.argv[1], sys.argv[2].split(), int(sys.argv[3])
+names = sorted({f.split(".")[0] for f in os.listdir(out)}, key=lambda s: ("ttfb" in s, "download" in s, s))
+keys = ["req_per_s", "mb_per_s", "cpu_us_per_req", "ttfb_us_p50", "ttfb_us_mean", "ttfb_us_p99"]
+print(f"medians of {runs} runs\n")
+print("| workload | peer | " + " | ".join(keys) + " |")
+print("|---|---|" + "---|" * len(keys))
+for name in names:
+    for peer in peers:
+        rows = []
+        for r in range(1, runs + 1):
+            path = os.path.join(out, f"{name}.{peer}.{r}")
+            if os.path.exists(path):
+                rows.append(dict(l.strip().split("=", 1) for l in open(path) if "=" in l))
+        if not rows:
+            if peer == "luasync":
+                print(f"| {name} | luasync | " + " | ".join(["(no Lua binding yet)"] + [""] * (len(keys) - 1)) + " |")
+            continue
+        cells = []
+        for k in keys:
+            vals = [float(r[k]) for r in rows if k in r]
+            cells.append(f"{statistics.median(vals):.1f}" if vals else "")
+        print(f"| {name} | {peer} | " + " | ".join(cells) + " |")
+EOF
+exit $status
