@@ -3,14 +3,8 @@
 -- The C++ side finds the files and calls start(opts) from the scheduler's
 -- dispatch. A driver task then loads each file (describe bodies run at load
 -- time and collect a tree of blocks and tests), and runs the tree: every hook
--- and every `it` body is a task of its own ("a step") that the driver awaits.
---
--- A step ends when its task settles, when it runs past --test-timeout, or when
--- it is deadlocked. The watchdog timer of a step checks both: when it fires and
--- nothing else could ever make progress (no other referenced libuv handle, no
--- other timer, no request in flight, empty ready queue), the step is
--- deadlocked. The watchdog's own entry is already off the timer heap then, so
--- core.loop_alive() tells exactly whether anything else keeps the loop running.
+-- and every `it` body is a task of its own ("a step", luasync.test.step) that
+-- the driver awaits, with a timeout and deadlock detection.
 local core = require("luasync.core")
 local sched = require("luasync.sched")
 local Promise = require("luasync.promise")
@@ -18,10 +12,11 @@ local async = require("luasync.async")
 local errors = require("luasync.errors")
 local assert_mod = require("luasync.test.assert")
 local reporters = require("luasync.test.reporters")
+local step = require("luasync.test.step")
 
-local spawn, await = async.spawn, Promise.await
-local PENDING, REJECTED = Promise.PENDING, Promise.REJECTED
-local format, concat = string.format, table.concat
+local spawn, run_step = async.spawn, step.run
+local REJECTED = Promise.REJECTED
+local format = string.format
 
 local M = {}
 
@@ -30,18 +25,12 @@ local reporter
 local loading = nil        -- block collecting describe/it calls while a file loads
 local running = false      -- true while tests run: describe/it/hooks are refused
 local current = nil        -- result record that failures (unhandled rejections) go to
-local step = nil           -- the step being awaited
-local driver = nil         -- the driver task's fiber record
 local finished, exit_code = false, 0
 local stats = { passed = 0, failed = 0, skipped = 0, time = 0, files = {} }
 local check_leaks = os.getenv("LUASYNC_CHECK_LEAKS") == "1"
 
 ---------------------------------------------------------------------------
 -- Failures
-
-local Stop = {}  -- failures made by the runner itself (timeout, deadlock)
-Stop.__index = Stop
-Stop.__tostring = function(e) return e.message end
 
 -- "file:12: message" -> "file:12", "message"
 local function split_where(msg)
@@ -50,32 +39,19 @@ local function split_where(msg)
   return nil, msg
 end
 
--- Frames outside luasync's own Lua files (they are kept when LUASYNC_LUA_DIR
--- loads the modules from another path).
-local own_dir = debug.getinfo(1, "S").short_src:match("^(.*/)luasync/test%.lua$")
-local function user_frames(trace)
-  local out = {}
-  for _, fr in ipairs(trace or {}) do
-    if not (own_dir and fr.file:sub(1, #own_dir + 8) == own_dir .. "luasync/") then out[#out + 1] = fr end
-  end
-  return out
-end
-
 --- failure_of(err, trace) -> { message=, where=, details=, kind= }
 local function failure_of(err, trace)
   if assert_mod.is_assertion(err) then
     return { message = err.message, where = err.where, details = err.details, kind = "assertion" }
   end
-  if getmetatable(err) == Stop then
+  if getmetatable(err) == step.Stop then
     return { message = err.message, details = err.details, kind = err.kind }
   end
   local msg = errors.describe(err)
   local w, rest = split_where(msg)
   local f = { message = rest, where = w, kind = "error" }
-  if not w and trace and trace[1] then
-    f.where = trace[1].file .. ":" .. trace[1].line
-  end
-  trace = user_frames(trace)
+  trace = step.user_frames(trace)
+  if not w and trace[1] then f.where = trace[1].file .. ":" .. trace[1].line end
   if #trace > 1 then f.details = { errors.format(trace) } end
   return f
 end
@@ -86,8 +62,8 @@ local function fail(r, prefix, err, trace)
   if prefix then f.message = prefix .. f.message end
   if r.status ~= "fail" then
     r.status = "fail"
-    r.message, r.where, r.details, r.kind = f.message, f.where, f.details, f.kind
-    if r.details then r.details = { unpack(r.details) } end
+    r.message, r.where, r.kind = f.message, f.where, f.kind
+    if f.details then r.details = { unpack(f.details) } end
   else
     r.details = r.details or {}
     r.details[#r.details + 1] = "also: " .. reporters.headline(f)
@@ -102,129 +78,7 @@ function M.on_unhandled(p)
   fail(current, "unhandled rejection: ", p._value, p._trace)
   return true
 end
-
-local function take_unhandled()
-  local list = Promise._take_unhandled()
-  if not list then return end
-  for _, p in ipairs(list) do
-    if not p._cancelled and not M.on_unhandled(p) then
-      io.stderr:write(errors.report("luasync: unhandled rejection: ", p._value, p._trace))
-    end
-  end
-end
-
----------------------------------------------------------------------------
--- Steps: one hook or test body, run as a task with a timeout
-
-local function parked_lines(baseline)
-  local lines = {}
-  for _, rec in ipairs(sched.parked()) do
-    if rec ~= driver and not (baseline and baseline[rec]) then
-      local fr = user_frames(errors.capture(0, rec.co))[1]
-      local at = fr and (fr.file .. ":" .. fr.line) or "?"
-      local op, what = rec.op, "an event"
-      if type(op) == "table" then
-        if getmetatable(op) == Promise then what = "a promise" elseif op.what then what = op.what end
-      end
-      lines[#lines + 1] = format("%s: task waits on %s", at, what)
-    end
-  end
-  return lines
-end
-
-local function cancel_parked(baseline, why)
-  for _, rec in ipairs(sched.parked()) do
-    if rec ~= driver and not (baseline and baseline[rec]) then
-      if rec.promise then rec.promise:cancel(why) else sched.cancel(rec, errors.cancelled(why)) end
-    end
-  end
-end
-
-local function end_step(s, outcome)
-  if s.done._state ~= PENDING then return end
-  if s.timer then sched.cancel_timer(s.timer); s.timer = nil end
-  if outcome ~= "settled" then
-    local lines = parked_lines(s.baseline)
-    local n = #lines
-    if outcome == "timeout" then
-      s.failure = setmetatable({ kind = "timeout", message = format("timed out after %gs", cfg.timeout),
-                                 details = n > 0 and lines or nil }, Stop)
-    else
-      s.failure = setmetatable({ kind = "deadlock",
-                                 message = format("deadlock: %d task%s blocked forever", n, n == 1 and "" or "s"),
-                                 details = n > 0 and lines or nil }, Stop)
-    end
-    s.p:cancel(outcome == "timeout" and "test timed out" or "test deadlocked")
-    cancel_parked(s.baseline, "test ended")
-  end
-  Promise._fulfill(s.done, true)
-end
-
--- Nothing besides the watchdog could wake a task: no referenced handle, no
--- request in flight (fs, dns), nothing queued.
-local loop_alive = core.loop_alive or function() return next(core.handles()) ~= nil end
-local function quiet()
-  return sched.pending() == 0 and not loop_alive()
-end
-
-local watch
-local function tick(s)
-  s.timer = nil
-  if s.done._state ~= PENDING then return end
-  if core.now() >= s.deadline then return end_step(s, "timeout") end
-  if quiet() then return end_step(s, "deadlock") end
-  watch(s)
-end
-
-watch = function(s)
-  s.interval = math.min(s.interval * 2, 0.2)
-  local left = (s.deadline - core.now()) / 1000
-  s.timer = sched.add_timer(math.max(0, math.min(s.interval, left)), tick, s)
-end
-
-local function on_settled(s) end_step(s, "settled") end
-
-local function baseline_parked()
-  local set = {}
-  for _, rec in ipairs(sched.parked()) do set[rec] = true end
-  return set
-end
-
--- Lets the ready queue drain before the driver goes on, so that a rejection
--- counts as unhandled under the same rule as outside tests (still unhandled
--- once the queue is empty) and is charged to the step that caused it.
-local function drain()
-  repeat
-    local q = Promise._new()
-    sched.defer(Promise._fulfill, q, true)
-    await(q)
-  until sched.pending() == 0
-end
-
---- run_step(fn, ...) -> true, or false, err, trace
-local function run_step(fn, ...)
-  local baseline = baseline_parked()
-  local p = spawn(fn, ...)
-  p._handled = true
-  if p._state == PENDING then
-    local s = { p = p, done = Promise._new(), deadline = core.now() + cfg.timeout * 1000,
-                interval = 0.005, baseline = baseline }
-    step = s
-    Promise._add_reaction(p, on_settled, s)
-    watch(s)
-    await(s.done)
-    step = nil
-    if s.failure then
-      drain()
-      take_unhandled()
-      return false, s.failure
-    end
-  end
-  drain()
-  take_unhandled()
-  if p._state == REJECTED then return false, p._value, p._trace end
-  return true
-end
+step.on_unhandled = M.on_unhandled
 
 ---------------------------------------------------------------------------
 -- Collecting: describe / it / hooks
@@ -326,16 +180,14 @@ local function report(r)
 end
 
 local function leak_check(r, baseline, had_timer)
-  local lines = parked_lines(baseline)
+  local lines = step.parked_lines(baseline)
   if #lines > 0 then
-    local e = setmetatable({ kind = "leak", message = format("left %d task%s parked", #lines, #lines == 1 and "" or "s"),
-                             details = lines }, Stop)
-    fail(r, nil, e)
+    fail(r, nil, step.stop("leak", format("left %d task%s parked", #lines, #lines == 1 and "" or "s"), lines))
   end
   if not had_timer and core.handles().timer then
-    fail(r, nil, setmetatable({ kind = "leak", message = "left a timer running" }, Stop))
+    fail(r, nil, step.stop("leak", "left a timer running"))
   end
-  if #lines > 0 then cancel_parked(baseline, "leaked by a test") end
+  if #lines > 0 then step.cancel_parked(baseline, "leaked by a test") end
 end
 
 local function run_test(t, chain)
@@ -343,7 +195,7 @@ local function run_test(t, chain)
   current = r
   local t0 = core.hrtime()
   local baseline, had_timer
-  if check_leaks then baseline, had_timer = baseline_parked(), core.handles().timer ~= nil end
+  if check_leaks then baseline, had_timer = step.baseline(), core.handles().timer ~= nil end
   local levels, ok, err, trace = 0, true, nil, nil
   for i, b in ipairs(chain) do
     levels = i
@@ -402,7 +254,7 @@ local function run_block(b, chain)
     end
   end
   if setup_failed then
-    local why = setmetatable({ kind = "hook", message = reporters.headline(setup_failed) }, Stop)
+    local why = step.stop("hook", reporters.headline(setup_failed))
     fail_all(b, why)
   else
     for _, c in ipairs(b.children) do
@@ -456,7 +308,7 @@ local function run_file(path)
 end
 
 local function driver_main(files)
-  driver = sched.current()
+  step.driver = sched.current()
   local t0 = core.hrtime()
   for _, path in ipairs(files) do run_file(path) end
   stats.time = core.hrtime() - t0
@@ -477,6 +329,7 @@ function M.start(opts)
     local k, v = argv[i], argv[i + 1]
     if k == "test_timeout" then cfg.timeout = tonumber(v) or 5 else cfg[k] = v end
   end
+  step.timeout = cfg.timeout
   local make = reporters[cfg.reporter] or reporters.text
   local color = cfg.output == "" and core.isatty(1) and (os.getenv("NO_COLOR") or "") == ""
   reporter = make({ output = cfg.output, color = color })
@@ -494,10 +347,7 @@ end
 
 function M.on_loop_empty()
   if finished then return exit_code end
-  if step then
-    end_step(step, "deadlock")
-    return -1
-  end
+  if step.loop_empty() then return -1 end
   io.stderr:write("luasync test: internal error: the runner stalled\n")
   return 70
 end
