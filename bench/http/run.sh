@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# HTTP client benchmarks on loopback: the C floor (floor.c: curl multi + libuv), Node's http and fetch, and
-# luasync once its Lua binding exists. See bench/README-http.md.
+# HTTP client benchmarks on loopback: the C floor (floor.c: curl multi + libuv), luasync's C++ transport with
+# no Lua (transport.cpp), Node's http and fetch, and luasync once its Lua binding exists. See bench/README-http.md.
 #
 #   bench/http/run.sh                 build, start the server, run every workload RUNS times, print medians
 #   RUNS=5 bench/http/run.sh          more runs (default 3)
@@ -16,13 +16,15 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 build="${HTTP_BENCH_BUILD:-$repo/build-http-bench}"
 runs="${RUNS:-3}"
-peers="${PEERS:-floor node_http node_fetch luasync}"
+peers="${PEERS:-floor transport node_http node_fetch luasync}"
 luasync_bin="${LUASYNC_BIN:-$repo/build/luasync}"
 pin="${PIN:-1}"
 
 mkdir -p "$build"
 cc -O2 -Wall -Wextra -o "$build/floor" "$here/floor.c" -lcurl -luv
 cc -O2 -Wall -Wextra -o "$build/server" "$here/server.c" -luv
+c++ -std=c++20 -O2 -Wall -Wextra -I"$repo/src" -o "$build/transport" "$here/transport.cpp" \
+  "$repo/src/http/multi.cpp" "$repo/src/http/request.cpp" -lcurl -luv
 
 ncpu="$(nproc)"
 server_pin=() client_pin=()
@@ -54,6 +56,7 @@ workloads=(
 command_for() {  # peer -> the command prefix, or nothing if the peer can't run here
   case "$1" in
     floor) echo "$build/floor" ;;
+    transport) echo "$build/transport" ;;
     node_http) command -v node > /dev/null && echo "node $here/node_http.mjs" ;;
     node_fetch) command -v node > /dev/null && echo "node $here/node_fetch.mjs" ;;
     # Slot for luasync: bench/http/luasync_get.lua (to be written with the Lua binding, src/lua/mod_http.cpp)
