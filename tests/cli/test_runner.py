@@ -322,7 +322,7 @@ describe("async", function()
 end)
 """)
 t0 = time.time()
-r = run("async_spec.lua", "--test-timeout", "0.3")
+r = run("async_spec.lua", "--test-timeout", "1")
 elapsed = time.time() - t0
 s.eq("async: stdout", r.out,
      "async_spec.lua\n"
@@ -332,7 +332,7 @@ s.eq("async: stdout", r.out,
      "        async_spec.lua:13: expected \"late\", got \"early\"\n"
      "  PASS  async > returns a promise\n"
      "  FAIL  async > hangs\n"
-     "        timed out after 0.3s\n"
+     "        timed out after 1s\n"
      "        async_spec.lua:16: task waits on sleep\n"
      "  FAIL  async > deadlocks\n"
      "        deadlock: 1 task blocked forever\n"
