@@ -103,6 +103,40 @@ local function adopt(p, st, v)
   settle(p, st, v)
 end
 
+local function get_then(x) return x["then"] end
+
+local function callable(f)
+  local tf = type(f)
+  if tf == "function" then return true end
+  if tf ~= "table" then return false end
+  local mt = getmetatable(f)
+  return mt ~= nil and mt.__call ~= nil
+end
+
+-- A+ 2.3.3.3: call x.then(x, resolvePromise, rejectPromise); the first call wins.
+-- Kept out of resolve(): closures there would stop LuaJIT compiling the hot path.
+local function adopt_thenable(p, x, then_)
+  local called = false
+  local function res(y)
+    if called then return end
+    called = true
+    resolve(p, y)
+  end
+  local function rej(r)
+    if called then return end
+    called = true
+    settle(p, REJECTED, r)
+  end
+  -- Like JS, the thenable's then runs in a job of its own.
+  defer(function()
+    local ok2, err = xpcall(then_, on_error, x, res, rej)
+    if not ok2 and not called then
+      called = true
+      settle(p, REJECTED, err[1], err[2])
+    end
+  end)
+end
+
 -- Promise Resolution Procedure (A+ 2.3)
 resolve = function(p, x)
   if p._state ~= PENDING then return end
@@ -122,31 +156,9 @@ resolve = function(p, x)
       end
       return
     end
-    local ok, then_ = pcall(function() return x["then"] end)
+    local ok, then_ = pcall(get_then, x)
     if not ok then return settle(p, REJECTED, then_) end
-    local tt = type(then_)
-    if tt == "function" or (tt == "table" and getmetatable(then_) and getmetatable(then_).__call) then
-      local called = false
-      local function res(y)
-        if called then return end
-        called = true
-        resolve(p, y)
-      end
-      local function rej(r)
-        if called then return end
-        called = true
-        settle(p, REJECTED, r)
-      end
-      -- Like JS, the thenable's then runs in a job of its own.
-      defer(function()
-        local ok2, err = xpcall(then_, on_error, x, res, rej)
-        if not ok2 and not called then
-          called = true
-          settle(p, REJECTED, err[1], err[2])
-        end
-      end)
-      return
-    end
+    if callable(then_) then return adopt_thenable(p, x, then_) end
   end
   settle(p, FULFILLED, x)
 end
@@ -269,8 +281,8 @@ local function await(p)
   if type(p) ~= "table" then return p end
   local mt = getmetatable(p)
   if mt ~= Promise then
-    local ok, t = pcall(function() return p["then"] end)
-    if not ok or type(t) ~= "function" then return p end
+    local ok, t = pcall(get_then, p)
+    if not ok or not callable(t) then return p end
     local q = new()
     resolve(q, p)
     p = q
