@@ -507,7 +507,7 @@ describe("Stream mapAsync", function()
       local boom = { kind = "boom" }
       local p = c.stream:mapAsync(function(x)
         if x == 3 then sleep(0.002); error(boom) end
-        sleep(0.02)
+        sleep(0.5)  -- far longer than any scheduling delay: they must be cancelled
         finished = finished + 1
         return x
       end, { concurrency = 4, ordered = ordered }):collect()
@@ -516,7 +516,7 @@ describe("Stream mapAsync", function()
       assert.equals(boom, e)
       assert.equals(1, c.closes)
       assert.equals(4, c.pulls)
-      sleep(0.03)
+      sleep(0.01)
       assert.equals(0, finished)
     end
   end)
@@ -537,16 +537,28 @@ describe("Stream mapAsync", function()
     local c = counted(range(10))
     local p = c.stream:mapAsync(function(x)
       started = started + 1
-      sleep(0.02)
+      sleep(0.5)
       finished = finished + 1
       return x
     end, { concurrency = 2 }):forEach(function() end)
     sleep(0.005)
     p:cancel()
-    sleep(0.03)
+    sleep(0.01)
     assert.equals(2, started)
     assert.equals(0, finished)
     assert.equals(1, c.closes)
+  end)
+
+  it("closing it from another task wakes the reader with the end", function()
+    for _, ordered in ipairs({ true, false }) do
+      local c = counted(range(10))
+      local s = c.stream:mapAsync(function(x) sleep(0.05); return x end, { ordered = ordered })
+      local reader = spawn(function() return s:read() end)
+      sleep(0.005)
+      s:close()
+      assert.is_nil(await(reader))
+      assert.equals(1, c.closes)
+    end
   end)
 
   it("rejects bad options", function()
@@ -568,7 +580,7 @@ describe("Stream.merge and Stream.pipeline", function()
   end
 
   it("merge emits values as they come", function()
-    local s = Stream.merge(timed({ "s1", "s2", "s3" }, 0.03), timed({ "f1", "f2" }, 0.005))
+    local s = Stream.merge(timed({ "s1", "s2", "s3" }, 0.1), timed({ "f1", "f2" }, 0.005))
     assert.same({ "f1", "f2", "s1", "s2", "s3" }, await(s:collect()))
   end)
 
@@ -596,6 +608,17 @@ describe("Stream.merge and Stream.pipeline", function()
     assert.equals(false, ok)
     assert.equals("bad source", e.kind)
     assert.equals(1, other.closes)
+  end)
+
+  it("merge: closing it from another task wakes the reader with the end", function()
+    local a = counted({})
+    local slow = Stream.new(function() sleep(0.05); return 1 end)
+    local s = Stream.merge(slow, a.stream)
+    local reader = spawn(function() return s:read() end)
+    sleep(0.005)
+    s:close()
+    assert.is_nil(await(reader))
+    assert.equals(1, a.closes)
   end)
 
   it("pipeline runs stages in order, keeping input order", function()

@@ -68,11 +68,11 @@ return function(M, Stream)
   -- order. A task counts against the window until its result is taken, so no
   -- more than `limit` calls are ever in flight. A failure of any task in the
   -- window is raised at once (not when its turn comes).
-  local function ordered_pull(up, fn, limit, inflight)
+  local function ordered_pull(up, fn, limit, shared)
+    local inflight, waiters = shared.inflight, shared.waiters
     local q, head, tail = {}, 1, 0
     local up_done = false
     local failed = nil   -- the first task promise that rejected
-    local waiters = {}
     local function on_settle(p, st)
       if not inflight[p] then return end  -- cancelled by close
       inflight[p] = nil
@@ -87,6 +87,7 @@ return function(M, Stream)
     end
     return function()
       while true do
+        if shared.closed then return nil end
         while not up_done and tail - head + 1 < limit do
           local v = up._pull()
           if v == nil then
@@ -125,12 +126,12 @@ return function(M, Stream)
 
   -- Unordered: results are emitted as tasks complete; tasks running plus
   -- results not yet taken never exceed `limit`.
-  local function unordered_pull(up, fn, limit, inflight)
+  local function unordered_pull(up, fn, limit, shared)
+    local inflight, waiters = shared.inflight, shared.waiters
     local results, rhead, rtail = {}, 1, 0
     local running = 0
     local up_done = false
     local failed = nil   -- the first task promise that rejected
-    local waiters = {}
     local function on_settle(p, st, v)
       if not inflight[p] then return end  -- cancelled by close
       inflight[p] = nil
@@ -145,6 +146,7 @@ return function(M, Stream)
     end
     return function()
       while true do
+        if shared.closed then return nil end
         if failed then
           cancel_all(inflight)
           await(failed)
@@ -189,11 +191,17 @@ return function(M, Stream)
       error("Stream.mapAsync: expected a function", 2)
     end
     local limit, ordered = check_opts(opts, "mapAsync")
-    local inflight = {}
+    -- Shared with the pull: closing cancels the tasks and wakes a reader
+    -- waiting for them (the pull then returns nil).
+    local shared = { inflight = {}, waiters = {}, closed = false }
     local pull
-    if ordered then pull = ordered_pull(self, fn, limit, inflight)
-    else pull = unordered_pull(self, fn, limit, inflight) end
-    return derive(self, pull, function() cancel_all(inflight) end)
+    if ordered then pull = ordered_pull(self, fn, limit, shared)
+    else pull = unordered_pull(self, fn, limit, shared) end
+    return derive(self, pull, function()
+      shared.closed = true
+      cancel_all(shared.inflight)
+      notify(shared.waiters)
+    end)
   end
 
   --- Stream.merge(s1, s2, ...) -> Stream of the values of all, in the order they arrive.
@@ -246,11 +254,13 @@ return function(M, Stream)
         if pumps[i]:status() == "pending" then pumps[i]:cancel("stream closed") end
       end
       for i = 1, n do sources[i]:close() end
+      notify(waiters)
     end
 
     local s = M.new(function()
       if not started then start() end
       while true do
+        if closed then return nil end
         if failed then
           close_all()
           error(failed[1], 0)
