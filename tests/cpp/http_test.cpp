@@ -37,15 +37,21 @@ using luasync::http::Result;
 
 namespace {
 
-// python3 tests/fixtures/http_server.py --port 0, found through $LUASYNC_SOURCE_DIR.
+// python3 tests/fixtures/http_server.py --port 0 [--tls], found through $LUASYNC_SOURCE_DIR.
 class FixtureServer {
  public:
   static FixtureServer& Get() {
-    static FixtureServer server;
+    static FixtureServer server(false);
+    return server;
+  }
+  static FixtureServer& Tls() {
+    static FixtureServer server(true);
     return server;
   }
   bool running() const { return port_ > 0; }
-  std::string Url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+  std::string Url(const std::string& path) const {
+    return std::string(tls_ ? "https" : "http") + "://127.0.0.1:" + std::to_string(port_) + path;
+  }
   int port() const { return port_; }
 
   ~FixtureServer() {
@@ -56,7 +62,7 @@ class FixtureServer {
   }
 
  private:
-  FixtureServer() {
+  explicit FixtureServer(bool tls) : tls_(tls) {
     const char* dir = std::getenv("LUASYNC_SOURCE_DIR");
     if (!dir || !*dir) return;
     std::string script = std::string(dir) + "/tests/fixtures/http_server.py";
@@ -68,7 +74,8 @@ class FixtureServer {
       dup2(fds[1], 1);
       close(fds[0]);
       close(fds[1]);
-      execlp("python3", "python3", script.c_str(), "--port", "0", static_cast<char*>(nullptr));
+      execlp("python3", "python3", script.c_str(), "--port", "0", tls ? "--tls" : static_cast<char*>(nullptr),
+             static_cast<char*>(nullptr));
       _exit(127);
     }
     close(fds[1]);
@@ -79,6 +86,7 @@ class FixtureServer {
     port_ = std::atoi(line.c_str());
   }
 
+  bool tls_;
   pid_t pid_ = -1;
   int port_ = 0;
 };
@@ -378,6 +386,36 @@ TEST_CASE("http: https to a plain-HTTP server gives kind tls", "[http]") {
     CHECK(r.kind == ErrorKind::kTls);
     INFO(r.message);
     CHECK_FALSE(r.message.empty());
+  }
+  Finish(l);
+}
+
+TEST_CASE("http: TLS is verified unless insecure is set", "[http]") {
+  REQUIRE_SERVER();
+  FixtureServer& tls = FixtureServer::Tls();
+  REQUIRE(tls.running());
+  Loop l;
+  {
+    Multi multi(&l.loop);
+    SECTION("a self-signed certificate fails verification") {
+      RequestOptions o;
+      o.url = tls.Url("/small");
+      Result r = Fetch(l, multi, o);
+      CHECK(r.kind == ErrorKind::kTls);
+      INFO(r.message);
+      CHECK(r.message.find("certificate") != std::string::npos);
+    }
+    SECTION("insecure skips verification") {
+      RequestOptions o;
+      o.url = tls.Url("/echo");
+      o.method = "POST";
+      o.body = "over tls";
+      o.insecure = true;
+      Result r = Fetch(l, multi, o);
+      REQUIRE(r.kind == ErrorKind::kOk);
+      CHECK(r.status == 200);
+      CHECK(nlohmann::json::parse(r.body)["body"] == "over tls");
+    }
   }
   Finish(l);
 }
