@@ -174,6 +174,7 @@ end
 
 local function check_count(n, name, min)
   n = tonumber(n)
+  if n == math.huge then return n end
   if n == nil or n ~= n or n < min or n % 1 ~= 0 then
     error("Stream." .. name .. ": expected an integer >= " .. min, 3)
   end

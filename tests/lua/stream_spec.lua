@@ -214,6 +214,10 @@ describe("Stream transforms", function()
     assert.equals(4, calls)
   end)
 
+  it("take(math.huge) takes everything", function()
+    assert.same({ 1, 2 }, await(Stream.from({ 1, 2 }):take(math.huge):collect()))
+  end)
+
   it("take rejects bad counts", function()
     assert.has_error(function() Stream.from({}):take(-1) end, "Stream.take: expected an integer >= 0")
     assert.has_error(function() Stream.from({}):batch(0) end, "Stream.batch: expected an integer >= 1")
