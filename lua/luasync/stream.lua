@@ -21,18 +21,14 @@
 -- Transforms call their upstream's pull directly: a value travels from the
 -- source to the consumer through plain function calls, with no task switch or
 -- promise per value. Only mapAsync and merge use extra tasks (stream/concurrent.lua).
+-- Also here: stream/lines.lua (lines), stream/consumers.lua (forEach, reduce,
+-- collect, count, pipeTo), stream/progress.lua.
 -- Stream fields: _pull (current pull; swapped for `ended` once the stream has
 -- ended or is closed, so later reads return nil), _close, _closed.
-local sched = require("luasync.sched")
 local Promise = require("luasync.promise")
-local async = require("luasync.async")
 
-local spawn, await = async.spawn, Promise.await
-local current = sched.current
-local last_raise = Promise._last_raise
-local on_error = Promise._on_error
-local setmetatable, getmetatable, type, error, xpcall, tostring = setmetatable, getmetatable, type, error, xpcall, tostring
-local find, sub, byte, concat = string.find, string.sub, string.byte, table.concat
+local await = Promise.await
+local setmetatable, getmetatable, type, error, tonumber = setmetatable, getmetatable, type, error, tonumber
 
 local Stream = {}
 Stream.__index = Stream
@@ -54,6 +50,7 @@ local function settled(r)
   if type(r) == "table" and getmetatable(r) == Promise then return await(r) end
   return r
 end
+M._is_callable, M._settled = is_callable, settled
 
 --- Stream.new(pull, close?) -> Stream
 local function new(pull, close)
@@ -171,6 +168,7 @@ end
 local function check_fn(fn, name)
   if not is_callable(fn) then error("Stream." .. name .. ": expected a function", 3) end
 end
+M._check_fn = check_fn
 
 local function check_count(n, name, min)
   n = tonumber(n)
@@ -311,208 +309,13 @@ function Stream:batch(n)
   end)
 end
 
---- s:lines(): re-chunk text into lines, without their "\n" or "\r\n".
--- Lines are cut with plain string.find searches over each chunk (no per-byte
--- Lua work); only a line that spans chunks is assembled from pieces.
-function Stream:lines()
-  local up = self
-  local buf, pos = "", 1   -- current chunk and the start of the unread part
-  local pieces, np = nil, 0  -- parts of a line spanning chunks
-  local done = false
-
-  local function refill()
-    -- No newline in buf[pos..]: keep that tail and pull chunks until one has a newline.
-    while true do
-      if pos <= #buf then
-        if not pieces then pieces, np = {}, 0 end
-        np = np + 1
-        pieces[np] = pos == 1 and buf or sub(buf, pos)
-      end
-      buf, pos = "", 1
-      local chunk = up._pull()
-      if chunk == nil then
-        done = true
-        if np == 0 then return nil end
-        local line = concat(pieces, "", 1, np)
-        pieces, np = nil, 0
-        return line
-      end
-      if type(chunk) ~= "string" then
-        if type(chunk) ~= "number" then
-          error("Stream.lines: expected text chunks, got " .. type(chunk), 0)
-        end
-        chunk = tostring(chunk)
-      end
-      local i = find(chunk, "\n", 1, true)
-      if i then
-        buf, pos = chunk, i + 1
-        if np == 0 then
-          local j = i - 1
-          if j > 0 and byte(chunk, j) == 13 then j = j - 1 end
-          return sub(chunk, 1, j)
-        end
-        np = np + 1
-        pieces[np] = sub(chunk, 1, i - 1)
-        local line = concat(pieces, "", 1, np)
-        for x = 1, np do pieces[x] = nil end
-        np = 0
-        if byte(line, -1) == 13 then line = sub(line, 1, -2) end
-        return line
-      end
-      buf = chunk
-    end
-  end
-
-  local s = derive(up, function()
-    local i = find(buf, "\n", pos, true)
-    if i then
-      local p = pos
-      pos = i + 1
-      local j = i - 1
-      if j >= p and byte(buf, j) == 13 then j = j - 1 end
-      return sub(buf, p, j)
-    end
-    if done then return nil end
-    return refill()
-  end)
-  s._lines = true
-  return s
-end
-
----------------------------------------------------------------------------
--- Consumers: each runs in a task of its own and returns that task's Promise.
--- When the body fails (an error in any stage, or the promise is cancelled)
--- the stream is closed, which closes every stage back to the source, and the
--- original error value is re-raised with its original stack.
-
--- Re-raise a failure caught by xpcall(f, on_error): r = {error, frames}. The
--- task's report then shows the frames where the error happened (an await that
--- raised a rejection has already recorded its own).
-local function rethrow(r)
-  local e = r[1]
-  if not (last_raise.co == current() and rawequal(last_raise.reason, e)) then
-    last_raise.co, last_raise.reason, last_raise.frames = current(), e, r[2]
-  end
-  error(e, 0)
-end
-M._rethrow = rethrow
-
-local function consume(s, body, a, b)
-  return spawn(function()
-    local ok, r = xpcall(body, on_error, s, a, b)
-    s:close()
-    if ok then return r end
-    return rethrow(r)
-  end)
-end
-
-local function for_each(s, fn)
-  while true do
-    local v = s._pull()
-    if v == nil then return nil end
-    local r = fn(v)
-    if type(r) == "table" and getmetatable(r) == Promise then await(r) end
-  end
-end
-
---- s:forEach(fn) -> Promise (resolves with nil once every value went through fn)
-function Stream:forEach(fn)
-  check_fn(fn, "forEach")
-  return consume(self, for_each, fn)
-end
-
-local function reduce(s, fn, acc)
-  if acc == nil then
-    acc = s._pull()
-    if acc == nil then return nil end
-  end
-  while true do
-    local v = s._pull()
-    if v == nil then return acc end
-    acc = fn(acc, v)
-    if type(acc) == "table" and getmetatable(acc) == Promise then acc = await(acc) end
-  end
-end
-
---- s:reduce(fn, init?) -> Promise of the accumulated value (without init, the first value starts it)
-function Stream:reduce(fn, init)
-  check_fn(fn, "reduce")
-  return consume(self, reduce, fn, init)
-end
-
-local function collect(s)
-  local out, n = {}, 0
-  while true do
-    local v = s._pull()
-    if v == nil then return out end
-    n = n + 1
-    out[n] = v
-  end
-end
-
---- s:collect() -> Promise of an array of every value
-function Stream:collect() return consume(self, collect) end
-
-local function count(s)
-  local n = 0
-  while s._pull() ~= nil do n = n + 1 end
-  return n
-end
-
---- s:count() -> Promise of the number of values
-function Stream:count() return consume(self, count) end
-
--- pipeTo: a sink given as a path is opened here (fs.writeStream) and closed at
--- the end, also after an error; a writable passed in (stdout and stderr
--- included) is never closed by pipeTo.
-local function open_sink(sink)
-  if type(sink) == "string" then
-    local w = settled(require("luasync.fs").writeStream(sink))
-    return w, true
-  end
-  if type(sink) ~= "table" or not is_callable(sink.write) then
-    error("Stream.pipeTo: expected a file path or a writable (an object with write and close)", 0)
-  end
-  return sink, false
-end
-
-local function close_quietly(w)
-  local ok, p = pcall(w.close, w)
-  if ok and getmetatable(p) == Promise then p:catch(function() end) end
-end
-
-local function write_all(s, w)
-  while true do
-    local v = s._pull()
-    if v == nil then return end
-    local r = w:write(v)
-    if type(r) == "table" and getmetatable(r) == Promise then await(r) end
-  end
-end
-
-local function pipe_to(s, sink)
-  local w, opened = open_sink(sink)
-  if not opened then return write_all(s, w) end
-  local ok, r = xpcall(write_all, on_error, s, w)
-  if not ok then
-    close_quietly(w)
-    return rethrow(r)
-  end
-  settled(w:close())
-  return nil
-end
-
---- s:pipeTo(sink) -> Promise: writes every value to sink, waiting for each write (backpressure)
-function Stream:pipeTo(sink)
-  if sink == nil then error("Stream.pipeTo: expected a sink", 2) end
-  return consume(self, pipe_to, sink)
-end
-
 --- s:progress{label=, total=}: draws a progress bar on stderr when it is a TTY
 function Stream:progress(opts)
   return require("luasync.stream.progress")(self, opts or {})
 end
 
+require("luasync.stream.lines")(M, Stream)
+require("luasync.stream.consumers")(M, Stream)
 require("luasync.stream.concurrent")(M, Stream)
 
 return M
