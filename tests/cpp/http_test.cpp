@@ -37,20 +37,25 @@ using luasync::http::Result;
 
 namespace {
 
-// python3 tests/fixtures/http_server.py --port 0 [--tls], found through $LUASYNC_SOURCE_DIR.
+// A fixture server from tests/fixtures/ (found through $LUASYNC_SOURCE_DIR) that prints its port on stdout's
+// first line. Started on first use, killed by pid when the test process exits.
 class FixtureServer {
  public:
-  static FixtureServer& Get() {
-    static FixtureServer server(false);
+  static FixtureServer& Get() {  // python3 tests/fixtures/http_server.py --port 0
+    static FixtureServer server("http", {"python3", "http_server.py", "--port", "0"});
     return server;
   }
-  static FixtureServer& Tls() {
-    static FixtureServer server(true);
+  static FixtureServer& Tls() {  // the same over HTTPS (self-signed certificate)
+    static FixtureServer server("https", {"python3", "http_server.py", "--port", "0", "--tls"});
+    return server;
+  }
+  static FixtureServer& Http2() {  // node tests/fixtures/h2_server.mjs
+    static FixtureServer server("https", {"node", "h2_server.mjs"});
     return server;
   }
   bool running() const { return port_ > 0; }
   std::string Url(const std::string& path) const {
-    return std::string(tls_ ? "https" : "http") + "://127.0.0.1:" + std::to_string(port_) + path;
+    return scheme_ + "://127.0.0.1:" + std::to_string(port_) + path;
   }
   int port() const { return port_; }
 
@@ -62,10 +67,13 @@ class FixtureServer {
   }
 
  private:
-  explicit FixtureServer(bool tls) : tls_(tls) {
+  FixtureServer(std::string scheme, std::vector<std::string> argv) : scheme_(std::move(scheme)) {
     const char* dir = std::getenv("LUASYNC_SOURCE_DIR");
     if (!dir || !*dir) return;
-    std::string script = std::string(dir) + "/tests/fixtures/http_server.py";
+    argv[1] = std::string(dir) + "/tests/fixtures/" + argv[1];
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
     int fds[2];
     if (pipe(fds) != 0) return;
     pid_ = fork();
@@ -74,8 +82,7 @@ class FixtureServer {
       dup2(fds[1], 1);
       close(fds[0]);
       close(fds[1]);
-      execlp("python3", "python3", script.c_str(), "--port", "0", tls ? "--tls" : static_cast<char*>(nullptr),
-             static_cast<char*>(nullptr));
+      execvp(args[0], args.data());
       _exit(127);
     }
     close(fds[1]);
@@ -86,7 +93,7 @@ class FixtureServer {
     port_ = std::atoi(line.c_str());
   }
 
-  bool tls_;
+  std::string scheme_;
   pid_t pid_ = -1;
   int port_ = 0;
 };
@@ -416,6 +423,35 @@ TEST_CASE("http: TLS is verified unless insecure is set", "[http]") {
       CHECK(r.status == 200);
       CHECK(nlohmann::json::parse(r.body)["body"] == "over tls");
     }
+  }
+  Finish(l);
+}
+
+TEST_CASE("http: HTTP/2 is negotiated and concurrent requests share one connection", "[http]") {
+  REQUIRE_SERVER();
+  FixtureServer& h2 = FixtureServer::Http2();
+  REQUIRE(h2.running());
+  Loop l;
+  {
+    Multi multi(&l.loop);
+    int ok = 0;
+    std::string sessions;
+    for (int i = 0; i < 20; ++i) {
+      RequestOptions o;
+      o.url = h2.Url("/p" + std::to_string(i));
+      o.insecure = true;
+      RequestCallbacks cb;
+      cb.on_done = [&, i](Result&& r) {
+        bool good = r.kind == ErrorKind::kOk && r.status == 200 && r.body == "h2 /p" + std::to_string(i) &&
+                    HeaderValue(r.headers, "x-rep") == "a, b";
+        ok += good;
+        sessions += HeaderValue(r.headers, "x-sessions");
+      };
+      REQUIRE(multi.Start(std::move(o), std::move(cb), nullptr) != nullptr);
+    }
+    l.Run();
+    CHECK(ok == 20);
+    CHECK(sessions == std::string(20, '1'));  // all 20 streams multiplexed on the first connection
   }
   Finish(l);
 }
