@@ -271,6 +271,8 @@ bool Decoder::parse_error(size_t pos, const std::string& last, const nlohmann::d
   return false;
 }
 
+bool g_string_fast_path = true;
+
 // json.decode(text) -> value; raises "json.decode: <what> at byte N".
 int Decode(lua_State* L) {
   size_t len;
@@ -280,7 +282,7 @@ int Decode(lua_State* L) {
   lua_pushvalue(L, lua_upvalueindex(2));  // kObjectMt
   lua_pushvalue(L, lua_upvalueindex(3));  // kMakeInt64
   bool ok = false;
-  {
+  if (g_string_fast_path) {
     StringSplitter strings(s, len);
     Decoder d(L, s, len, &strings);
     ok = Json::sax_parse(strings.begin(), strings.end(), &d) && strings.Done();
@@ -335,6 +337,9 @@ void NewBufferCache(lua_State* L) {
 }
 
 }  // namespace
+
+void SetStringFastPath(bool on) { g_string_fast_path = on; }
+
 }  // namespace json
 
 int luaopen_luasync_json(lua_State* L) {

@@ -13,4 +13,10 @@ namespace luasync {
 /// (which must have the ffi library loaded, as luaL_openlibs does).
 int luaopen_luasync_json(lua_State* L);
 
+namespace json {
+/// For tests and benchmarks: with false, json.decode hands nlohmann the
+/// original text instead of the string-free skeleton (json_split.h).
+void SetStringFastPath(bool on);
+}  // namespace json
+
 }  // namespace luasync
