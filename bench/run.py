@@ -151,7 +151,7 @@ def run_once(argv, timeout, env, rss=True):
         try:
             pid = os.posix_spawn(full[0], full, env, file_actions=actions, setpgroup=0)
         except OSError as e:
-            return {"ok": False, "error": f"cannot start {full[0]}: {e}"}
+            return {"ok": False, "error": f"cannot start {os.path.basename(full[0])}: {e.strerror}"}
         timer = threading.Timer(timeout, kill)
         timer.start()
         os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # exited, not yet reaped
@@ -198,13 +198,25 @@ class Toolchain:
 
     def __init__(self, luasync, scale):
         self.scale = scale
-        self.paths = {"luasync": luasync if os.access(luasync, os.X_OK) else None,
+        self.tmp = tempfile.mkdtemp(prefix="luasync-bench-")
+        self.paths = {"luasync": self.snapshot(luasync),
                       "node": shutil.which("node"), "luajit": shutil.which("luajit"),
                       "go": shutil.which("go")}
-        self.missing = {p: "not built at " + luasync if p == "luasync" else "not installed"
+        where = os.path.relpath(luasync, ROOT) if luasync.startswith(ROOT + os.sep) else luasync
+        self.missing = {p: "not built at " + where if p == "luasync" else "not installed"
                         for p, path in self.paths.items() if not path}
-        self.go_dir = None
         self.go_bins = {}
+
+    def snapshot(self, luasync):
+        """Copy the binary under test, so a rebuild during the run cannot disturb it."""
+        if not os.access(luasync, os.X_OK):
+            return None
+        copy = os.path.join(self.tmp, "luasync")
+        try:
+            shutil.copy2(luasync, copy)
+        except OSError:
+            return None
+        return copy
 
     def available(self, peer):
         return peer not in self.missing
@@ -214,16 +226,15 @@ class Toolchain:
         files = sorted(set(files))
         if not files or not self.available("go"):
             return
-        self.go_dir = tempfile.mkdtemp(prefix="luasync-bench-go-")
         env = dict(os.environ)
         env.setdefault("GOCACHE", os.path.join(tempfile.gettempdir(), "luasync-bench-gocache"))
-        env.setdefault("GOPATH", os.path.join(self.go_dir, "gopath"))
+        env.setdefault("GOPATH", os.path.join(self.tmp, "gopath"))
         env.update(GOFLAGS="", GOTOOLCHAIN="local", GOPROXY="off", CGO_ENABLED="0")
         for f in files:
-            out = os.path.join(self.go_dir, os.path.splitext(f)[0])
+            out = os.path.join(self.tmp, os.path.splitext(f)[0])
             cmd = [self.paths["go"], "build", "-o", out,
                    os.path.join(CORE, f), os.path.join(CORE, "benchutil.go")]
-            res = subprocess.run(cmd, cwd=self.go_dir, env=env, capture_output=True, text=True)
+            res = subprocess.run(cmd, cwd=self.tmp, env=env, capture_output=True, text=True)
             if res.returncode == 0:
                 self.go_bins[f] = out
             else:
@@ -231,8 +242,7 @@ class Toolchain:
                 print(f"go build {f} failed:\n{res.stderr.strip()}", file=sys.stderr)
 
     def cleanup(self):
-        if self.go_dir:
-            shutil.rmtree(self.go_dir, ignore_errors=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def argv(self, peer, workload):
         """argv for a peer's program, or a string saying why it is skipped."""
