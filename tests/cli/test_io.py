@@ -6,6 +6,7 @@ import fcntl
 import hashlib
 import os
 import pty
+import re
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lstest import Suite, binary  # noqa: E402
+from lstest import ROOT, Suite, binary  # noqa: E402
 
 s = Suite()
 BIN = binary()
@@ -416,5 +417,24 @@ print("not reached")
 """)
 rc, out, err = run_bytes([sigs])
 s.eq("process.onSignal", (rc, out.decode()), (5, "got\tSIGUSR1\t%d\nhandled\tSIGINT\n" % signal.SIGUSR1))
+
+# --- docs/io.md: ```lua blocks followed by a ```text block, and the example --------
+
+with open(os.path.join(ROOT, "docs", "io.md")) as f:
+    doc = f.read()
+blocks = re.findall(r"```lua\n((?:(?!```).)*)```\n```text\n(.*?)```", doc, re.S)
+s.check("docs/io.md has runnable examples", len(blocks) >= 6, "found %d" % len(blocks))
+for i, (code, want) in enumerate(blocks, 1):
+    for leftover in ("notes", "in.txt", "out.txt", "log.txt"):
+        p = os.path.join(s.tmp, leftover)
+        if os.path.isfile(p):
+            os.remove(p)
+    r = s.lua(code, input=b"")
+    first = code.strip().splitlines()[0]
+    s.eq("docs/io.md example %d (%s)" % (i, first), (r.rc, r.out, r.err), (0, want, ""), r)
+
+wc = os.path.join(ROOT, "docs", "examples", "io_wc.lua")
+rc, out, err = run_bytes([wc], input=b"one two\nthree\n")
+s.eq("docs/examples/io_wc.lua", (rc, out, err), (0, b"2\t3\t14\n", b""))
 
 s.done()
