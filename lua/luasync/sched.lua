@@ -13,6 +13,7 @@ local core = require("luasync.core")
 
 local co_create, co_resume, co_yield = coroutine.create, coroutine.resume, coroutine.yield
 local co_isyieldable = coroutine.isyieldable
+local core_yield = core.yield
 local type, error, select, getmetatable = type, error, select, getmetatable
 
 local M = {}
@@ -55,6 +56,11 @@ function M.current()
   return nil
 end
 
+--- sched.running() -> handle of the running task, or nil: like current(), but
+-- without the (costly) yieldability check. Only for code that parks right after;
+-- park raises where the task cannot yield.
+function M.running() return current end
+
 local function unlink(rec)
   local p, n = rec.prev, rec.next
   p.next, n.prev = n, p
@@ -66,8 +72,7 @@ end
 -- op identifies the wait (also the wake token); op.what describes it for reports.
 function M.park(op)
   local rec = current
-  -- Not yieldable: code the VM runs on its own, such as a __gc finalizer.
-  if rec == nil or not co_isyieldable() then error("await called outside an async task", 2) end
+  if rec == nil then error("await called outside an async task", 2) end
   local cerr = rec.cancel_err
   if cerr then
     rec.cancel_err = false
@@ -81,7 +86,12 @@ function M.park(op)
   last.next = rec
   parked_head.prev = rec
   nparked = nparked + 1
-  return co_yield(PARK)
+  local x, y = core_yield(PARK)
+  if x ~= PARK then return x, y end
+  -- Not yieldable: code the VM runs on its own, such as a __gc finalizer.
+  rec.op = false
+  unlink(rec)
+  error("await called outside an async task", 0)
 end
 
 --- sched.wake(rec, op, a, b) -> bool: queue the resume of rec if it still waits on op
