@@ -19,8 +19,8 @@
 -- a cancel pending): sched.wake then returns false and the node is dropped.
 local sched = require("luasync.sched")
 
-local park, wake, is_waiting, current, add_timer = sched.park, sched.wake, sched.is_waiting,
-  sched.current, sched.add_timer
+-- running(): the task handle without a yieldability check (park raises in __gc)
+local park, wake, current, add_timer = sched.park, sched.wake, sched.running, sched.add_timer
 local setmetatable, getmetatable, error, type, tonumber = setmetatable, getmetatable, error, type, tonumber
 local bit = require("bit")
 local bxor, lshift, rshift = bit.bxor, bit.lshift, bit.rshift
