@@ -1,5 +1,6 @@
-// Node.js baseline for bench.lua: same output line.
-//   node bench/json/bench.js FILE [RUNS]
+// Node.js baseline for bench.lua: same output line, same clock (process CPU
+// time, as os.clock gives Lua; it includes V8's helper threads).
+//   node --expose-gc bench/json/bench.js FILE [RUNS]
 const fs = require("fs");
 const [path, runsArg] = process.argv.slice(2);
 const runs = Number(runsArg || 7);
@@ -9,16 +10,19 @@ const median = (t) => {
   const n = t.length;
   return n % 2 ? t[(n - 1) / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
 };
-const ms = (t0) => Number(process.hrtime.bigint() - t0) / 1e6;
+const ms = (t0) => {
+  const u = process.cpuUsage(t0);
+  return (u.user + u.system) / 1e3;
+};
 const dec = [], enc = [];
 let value, out;
 for (let i = 0; i < runs; i++) {
   value = out = undefined;
   if (global.gc) global.gc();
-  let t0 = process.hrtime.bigint();
+  let t0 = process.cpuUsage();
   value = JSON.parse(text);
   dec.push(ms(t0));
-  t0 = process.hrtime.bigint();
+  t0 = process.cpuUsage();
   out = JSON.stringify(value);
   enc.push(ms(t0));
 }
