@@ -26,6 +26,8 @@ struct Multi::SocketContext {
 
 namespace {
 
+constexpr size_t kMaxSpareEasy = 64;
+
 template <typename T>
 void EraseValue(std::vector<T>& v, const T& value) {
   v.erase(std::remove(v.begin(), v.end(), value), v.end());
@@ -128,10 +130,12 @@ Multi::~Multi() {
     request->in_multi_ = false;
     request->state_ = Request::State::kAborted;
   }
-  requests_.clear();  // curl_easy_cleanup each; no callbacks
+  requests_.clear();  // no callbacks; their easy handles come back to spare_easy_
   pending_add_.clear();
   reap_.clear();
   deferred_.clear();
+  for (void* easy : spare_easy_) curl_easy_cleanup(static_cast<CURL*>(easy));
+  spare_easy_.clear();
   curl_multi_cleanup(static_cast<CURLM*>(multi_));  // closes cached connections; may still call Glue::Socket
   while (!sockets_.empty()) CloseSocket(*sockets_.begin());
   uv_close(reinterpret_cast<uv_handle_t*>(timer_), &Glue::TimerClosed);
@@ -250,6 +254,19 @@ void Multi::RunDeferred() {
     AfterCurl();
   }
   if (deferred_.empty()) uv_idle_stop(idle_);
+}
+
+void* Multi::TakeEasy() {
+  if (spare_easy_.empty()) return curl_easy_init();
+  void* easy = spare_easy_.back();
+  spare_easy_.pop_back();
+  curl_easy_reset(static_cast<CURL*>(easy));  // all options back to defaults; caches stay with the multi
+  return easy;
+}
+
+void Multi::ReturnEasy(void* easy) {
+  if (spare_easy_.size() < kMaxSpareEasy) spare_easy_.push_back(easy);
+  else curl_easy_cleanup(static_cast<CURL*>(easy));
 }
 
 void Multi::CloseSocket(SocketContext* context) {

@@ -148,13 +148,14 @@ Request::Request(Multi* multi, RequestOptions options, RequestCallbacks callback
     : multi_(multi), options_(std::move(options)), callbacks_(std::move(callbacks)) {}
 
 Request::~Request() {
-  // The Multi has removed the easy handle from the multi (curl_multi_remove_handle) before deleting us.
-  if (easy_) curl_easy_cleanup(static_cast<CURL*>(easy_));
+  // The Multi has removed the easy handle from the multi (curl_multi_remove_handle) before deleting us, and is
+  // still alive (it deletes Requests only from its own methods and destructor).
+  if (easy_) multi_->ReturnEasy(easy_);
   curl_slist_free_all(static_cast<curl_slist*>(header_list_));
 }
 
 bool Request::Setup(std::string* error) {
-  CURL* easy = curl_easy_init();
+  auto* easy = static_cast<CURL*>(multi_->TakeEasy());
   if (!easy) {
     *error = "curl_easy_init failed";
     return false;

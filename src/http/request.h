@@ -123,7 +123,7 @@ class Request {
   struct Glue;                          // curl's C callbacks (request.cpp)
 
   Multi* multi_;
-  void* easy_ = nullptr;            // CURL*, owned: curl_easy_cleanup in ~Request
+  void* easy_ = nullptr;            // CURL*, owned: handed back to the Multi (ReturnEasy) in ~Request
   void* header_list_ = nullptr;     // curl_slist*, owned: must outlive the easy handle's use of it
   RequestOptions options_;
   RequestCallbacks callbacks_;

@@ -4,4 +4,5 @@ list(APPEND LUASYNC_CORE_SOURCES
   src/http/ndjson.cpp
   src/http/multi.cpp
   src/http/request.cpp
+  src/http/curl_lazy.cpp
 )

@@ -905,6 +905,9 @@ void RunPauseResume(const std::string& path, const std::string& expected) {
     CHECK(body.size() == expected.size());
     CHECK(body == expected);
     CHECK(elapsed >= 0.15);
+    // The easy handle goes back to the Multi's spares; the next request must not inherit the pause.
+    Result again = Fetch(l, multi, Get("/bytes/300000"));
+    CHECK(again.body == Pattern(300000));
   }
   Finish(l);
 }
