@@ -480,6 +480,14 @@ def main():
             print(f"note: {peer} {why}; its columns are skipped", file=sys.stderr)
     tools.build_go(f for w in workloads for p, (f, _) in w.programs.items()
                    if p == "go" and "go" in peers and f)
+    versions = "; ".join(f"{p}: {tools.version(p)}" for p in PEERS if p in peers)
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        head = ""
+    if head:
+        versions += f"; repository at {head} (the binary may include uncommitted work)"
     try:
         rows, details, fails, problems = [], [], 0, []
         for w in workloads:
@@ -504,7 +512,7 @@ def main():
            + (f" (x{workloads[0].repeat} launches for startup)" if any(w.repeat > 1 for w in workloads) else "")
            + (f"; sizes scaled x{args.scale:g} (targets assume 1)" if args.scale != 1 else "") + ".",
            "",
-           "Versions: " + "; ".join(f"{p}: {tools.version(p)}" for p in PEERS if p in peers) + ".",
+           f"Versions: {versions}.",
            ""]
     out.append(table(["Workload", "Metric", "luasync", "Peer", "Peer median", "luasync/peer",
                       "Target", "Result"], rows))
