@@ -1,49 +1,41 @@
 -- luasync.channel: Go-style channels and select (API.md section 4).
 --
--- A channel is a ring buffer (capacity `size`, `n` values from slot `h`) plus two
--- FIFO queues of parked waiters, receivers and senders, kept as intrusive
--- doubly linked lists of waiter nodes. Invariants:
+-- A channel is a ring buffer (capacity `size`, `n` values from slot `h`) plus
+-- two FIFO queues of parked waiters, receivers (rh..rt) and senders (sh..st),
+-- kept as intrusive doubly linked lists of waiter nodes. Invariants:
 --   * receivers wait only while the buffer is empty;
---   * senders wait only while the buffer is full (always, when cap == 0);
+--   * senders wait only while the buffer is full (always, when size == 0);
 --   * a linked node belongs to a parked task; whoever completes it unlinks it
 --     first, then wakes its task (sched.wake only queues the resume).
 -- So a send that finds a waiting receiver hands the value over and carries on
 -- without parking, and a value is never in two places at once.
 --
--- A blocked send/receive parks on its node (the node is the wake token and has
--- `what`/`cancel` through its metatable). A blocked select parks on a select
--- record and links one node per case; the first counterpart to reach one of
--- them unlinks all of them, so exactly one case fires.
+-- Waiter nodes are small arrays (no hash part: a blocked task costs ~110 bytes
+-- here, not ~180):
+--   [1] task handle  [2] channel  [3] prev  [4] next  [5] value (senders)
+--   select nodes also: [6] select record  [7] case index  [8] true if receive
+-- A plain send/receive parks on its node, which is the wake token and gets
+-- `what`/`cancel` from its metatable. A select parks on a select record and
+-- links one node per case; the first counterpart to reach one of them unlinks
+-- all of them, so exactly one case fires.
 --
--- A node may be stale when sched.park raised instead of parking (the task had
--- a cancel pending): sched.wake then returns false and the node is dropped.
+-- A node is stale when sched.park raised instead of parking (a cancel was
+-- pending, or a __gc finalizer cannot yield): sched.wake then returns false,
+-- and whoever popped the node drops it and tries the next one.
 local sched = require("luasync.sched")
+local bit = require("bit")
 
 -- running(): the task handle without a yieldability check (park raises in __gc)
 local park, wake, current, add_timer = sched.park, sched.wake, sched.running, sched.add_timer
-local setmetatable, getmetatable, error, type, tonumber = setmetatable, getmetatable, error, type, tonumber
-local bit = require("bit")
+local setmetatable, getmetatable, error, type, tonumber, tostring =
+  setmetatable, getmetatable, error, type, tonumber, tostring
 local bxor, lshift, rshift = bit.bxor, bit.lshift, bit.rshift
-
--- select's own random numbers (xorshift32), seeded per process as Go's select
--- is random per run, and apart from math.random so that selects do not shift
--- the sequence a script seeded with math.randomseed.
-local rng = bit.tobit(math.floor((require("luasync.core").hrtime() % 1) * 1e9) + os.time())
-if rng == 0 then rng = 0x2545F491 end
-local function random(n)
-  local x = rng
-  x = bxor(x, lshift(x, 13))
-  x = bxor(x, rshift(x, 17))
-  x = bxor(x, lshift(x, 5))
-  rng = x
-  return x % n + 1
-end
 
 local Channel = {}
 Channel.__index = Channel
 Channel.__name = "luasync.Channel"
 
-local M = { new = nil, select = nil, after = nil }
+local M = {}
 
 local NIL = setmetatable({}, { __tostring = function() return "luasync.channel.NIL" end })
 local CLOSED = setmetatable({}, { __tostring = function() return "luasync.channel.CLOSED" end })
@@ -51,34 +43,33 @@ local E_SEND_CLOSED = "send on closed channel"
 local E_OUTSIDE = "await called outside an async task"
 
 ---------------------------------------------------------------------------
--- Waiter queues. Node fields: co (task handle), ch, prev, next, v (value of a
--- send), sel (select record) and i (case index) for select nodes.
+-- Waiter queues
 
 local function unlink_recv(ch, node)
-  local p, n = node.prev, node.next
-  if p then p.next = n else ch.rh = n end
-  if n then n.prev = p else ch.rt = p end
-  node.prev, node.next = false, false
+  local p, n = node[3], node[4]
+  if p then p[4] = n else ch.rh = n end
+  if n then n[3] = p else ch.rt = p end
+  node[3], node[4] = false, false
 end
 
 local function unlink_send(ch, node)
-  local p, n = node.prev, node.next
-  if p then p.next = n else ch.sh = n end
-  if n then n.prev = p else ch.st = p end
-  node.prev, node.next = false, false
+  local p, n = node[3], node[4]
+  if p then p[4] = n else ch.sh = n end
+  if n then n[3] = p else ch.st = p end
+  node[3], node[4] = false, false
 end
 
 local function push_recv(ch, node)
   local t = ch.rt
-  node.prev, node.next = t, false
-  if t then t.next = node else ch.rh = node end
+  node[3] = t
+  if t then t[4] = node else ch.rh = node end
   ch.rt = node
 end
 
 local function push_send(ch, node)
   local t = ch.st
-  node.prev, node.next = t, false
-  if t then t.next = node else ch.sh = node end
+  node[3] = t
+  if t then t[4] = node else ch.sh = node end
   ch.st = node
 end
 
@@ -86,65 +77,64 @@ end
 -- when it is no longer linked anywhere and no wake can refer to it.
 local RecvOp = { what = "channel receive" }
 RecvOp.__index = RecvOp
-function RecvOp.cancel(node) unlink_recv(node.ch, node) end
+function RecvOp.cancel(node) unlink_recv(node[2], node) end
 
 local SendOp = { what = "channel send" }
 SendOp.__index = SendOp
-function SendOp.cancel(node) unlink_send(node.ch, node) end
+function SendOp.cancel(node) unlink_send(node[2], node) end
 
 local recv_pool, nrecv_pool = {}, 0
 local send_pool, nsend_pool = {}, 0
 local POOL_MAX = 256
 
--- Select records: the wake token of a parked select.
+-- Select records ({nodes, i=, v=, ok=}) are the wake token of a parked select.
 local SelectOp = { what = "select" }
 SelectOp.__index = SelectOp
 
 local function unlink_select(sel)
-  local nodes = sel.nodes
-  for k = 1, #nodes do
-    local node = nodes[k]
-    local ch = node.ch
-    if node.recv then
-      if node.prev or ch.rh == node then unlink_recv(ch, node) end
-    elseif node.prev or ch.sh == node then
+  for k = 1, #sel do
+    local node = sel[k]
+    local ch = node[2]
+    if node[8] then
+      if node[3] or ch.rh == node then unlink_recv(ch, node) end
+    elseif node[3] or ch.sh == node then
       unlink_send(ch, node)
     end
   end
 end
 SelectOp.cancel = unlink_select
 
--- Complete select node `node` (already unlinked from its queue) with case
--- results; false when its select was no longer waiting (stale).
+-- Complete select node `node` (already unlinked from its queue) with a case
+-- result; false when its select no longer waited (stale).
 local function fire_select(node, v, ok)
-  local sel = node.sel
-  sel.i, sel.v, sel.ok = node.i, v, ok
+  local sel = node[6]
+  sel.i, sel.v, sel.ok = node[7], v, ok
   unlink_select(sel)
-  return wake(node.co, sel, true)
+  return wake(node[1], sel, true)
 end
 
 ---------------------------------------------------------------------------
 -- Non-blocking halves of send and receive, shared by the methods and select.
 
--- Deliver v to a waiting receiver or the buffer; false when it would block.
+-- Deliver v to a waiting receiver or into the buffer; false when it would block.
 local function offer(ch, v)
   local node = ch.rh
   while node do
-    local n = node.next
-    ch.rh = n
-    if n then n.prev = false else ch.rt = false end
-    node.prev, node.next = false, false
-    if node.sel then
+    local nx = node[4]
+    ch.rh = nx
+    if nx then nx[3] = false else ch.rt = false end
+    node[4] = false
+    if node[6] then
       if fire_select(node, v, true) then return true end
-    elseif wake(node.co, node, true, v) then
+    elseif wake(node[1], node, true, v) then
       return true
     end
-    node = n
+    node = ch.rh  -- (not nx: a stale select may have unlinked its other nodes)
   end
-  local n, cap = ch.n, ch.size
-  if n < cap then
+  local n, size = ch.n, ch.size
+  if n < size then
     local slot = ch.h + n
-    if slot > cap then slot = slot - cap end
+    if slot > size then slot = slot - size end
     if v == nil then v = NIL end
     ch.buf[slot] = v
     ch.n = n + 1
@@ -153,54 +143,53 @@ local function offer(ch, v)
   return false
 end
 
--- Take a value from the buffer or a waiting sender: v, true; nil, false when
--- nothing is there (closed or not).
+-- Take a value from the buffer or a waiting sender: v, true; or nil, false
+-- when there is none (closed or not).
 local function take(ch)
   local n = ch.n
   if n > 0 then
-    local h = ch.h
-    local buf = ch.buf
+    local h, size, buf = ch.h, ch.size, ch.buf
     local v = buf[h]
     buf[h] = nil
     h = h + 1
-    if h > ch.size then h = 1 end
+    if h > size then h = 1 end
     ch.h, ch.n = h, n - 1
-    -- a waiting sender's value moves into the freed slot
+    -- the first waiting sender's value moves into the freed slot
     local node = ch.sh
     while node do
-      local nx = node.next
+      local nx = node[4]
       ch.sh = nx
-      if nx then nx.prev = false else ch.st = false end
-      node.prev, node.next = false, false
-      local sv = node.v
+      if nx then nx[3] = false else ch.st = false end
+      node[4] = false
+      local sv = node[5]
       local woke
-      if node.sel then woke = fire_select(node, nil, true) else woke = wake(node.co, node, true) end
+      if node[6] then woke = fire_select(node, nil, true) else woke = wake(node[1], node, true) end
       if woke then
         local slot = h + n - 1
-        if slot > ch.size then slot = slot - ch.size end
+        if slot > size then slot = slot - size end
         if sv == nil then sv = NIL end
         buf[slot] = sv
         ch.n = n
         break
       end
-      node = nx
+      node = ch.sh
     end
     if v == NIL then return nil, true end
     return v, true
   end
   local node = ch.sh
   while node do
-    local nx = node.next
+    local nx = node[4]
     ch.sh = nx
-    if nx then nx.prev = false else ch.st = false end
-    node.prev, node.next = false, false
-    local sv = node.v
-    if node.sel then
+    if nx then nx[3] = false else ch.st = false end
+    node[4] = false
+    local sv = node[5]
+    if node[6] then
       if fire_select(node, nil, true) then return sv, true end
-    elseif wake(node.co, node, true) then
+    elseif wake(node[1], node, true) then
       return sv, true
     end
-    node = nx
+    node = ch.sh
   end
   return nil, false
 end
@@ -210,29 +199,28 @@ end
 
 --- Channel.new(capacity?) -> channel (0 = unbuffered)
 function M.new(cap)
-  if cap == nil then
-    cap = 0
-  else
-    local c = tonumber(cap)
-    if c == nil or c < 0 or c ~= c or c % 1 ~= 0 then
+  local size = 0
+  if cap ~= nil then
+    size = tonumber(cap)
+    if size == nil or size < 0 or size % 1 ~= 0 then
       error("Channel.new: capacity must be a non-negative integer", 2)
     end
-    cap = c
   end
-  return setmetatable({ buf = {}, h = 1, n = 0, size = cap, closed = false,
+  return setmetatable({ buf = {}, h = 1, n = 0, size = size, closed = false,
                         rh = false, rt = false, sh = false, st = false }, Channel)
 end
 
---- ch:send(v): suspends until a receiver takes v or the buffer has room
+--- ch:send(v): waits until a receiver takes v or the buffer has room
 function Channel:send(v)
   if self.closed then error(E_SEND_CLOSED, 2) end
+  -- fast path: hand the value to the first waiting receiver, without parking
   local node = self.rh
-  if node and not node.sel then
-    local n = node.next
-    self.rh = n
-    if n then n.prev = false else self.rt = false end
-    node.next = false
-    if wake(node.co, node, true, v) then return end
+  if node and not node[6] then
+    local nx = node[4]
+    self.rh = nx
+    if nx then nx[3] = false else self.rt = false end
+    node[4] = false
+    if wake(node[1], node, true, v) then return end
   end
   if offer(self, v) then return end
   local co = current()
@@ -242,12 +230,12 @@ function Channel:send(v)
     send_pool[nsend_pool] = nil
     nsend_pool = nsend_pool - 1
   else
-    node = setmetatable({ co = false, ch = false, prev = false, next = false, v = false }, SendOp)
+    node = setmetatable({ false, false, false, false, false }, SendOp)
   end
-  node.co, node.ch, node.v = co, self, v
+  node[1], node[2], node[5] = co, self, v
   push_send(self, node)
   local a, err = park(node)
-  node.co, node.ch, node.v = false, false, false
+  node[1], node[2], node[5] = false, false, false
   if nsend_pool < POOL_MAX then
     nsend_pool = nsend_pool + 1
     send_pool[nsend_pool] = node
@@ -272,15 +260,15 @@ function Channel:receive()
     recv_pool[nrecv_pool] = nil
     nrecv_pool = nrecv_pool - 1
   else
-    node = setmetatable({ co = false, ch = false, prev = false, next = false }, RecvOp)
+    node = setmetatable({ false, false, false, false }, RecvOp)
   end
-  node.co, node.ch = co, self
-  local t = self.rt
-  node.prev = t
-  if t then t.next = node else self.rh = node end
+  node[1], node[2] = co, self
+  local t = self.rt                    -- push_recv, inlined
+  node[3] = t
+  if t then t[4] = node else self.rh = node end
   self.rt = node
   local a, b = park(node)
-  node.co, node.ch = false, false
+  node[1], node[2] = false, false
   if nrecv_pool < POOL_MAX then
     nrecv_pool = nrecv_pool + 1
     recv_pool[nrecv_pool] = node
@@ -309,28 +297,25 @@ end
 function Channel:close()
   if self.closed then error("close of closed channel", 2) end
   self.closed = true
+  -- Pop from the head each time: completing a select unlinks its other nodes,
+  -- which may sit further along the same queue.
   local node = self.rh
-  self.rh, self.rt = false, false
   while node do
-    local nx = node.next
-    node.prev, node.next = false, false
-    if node.sel then fire_select(node, nil, false) else wake(node.co, node, CLOSED) end
-    node = nx
+    unlink_recv(self, node)
+    if node[6] then fire_select(node, nil, false) else wake(node[1], node, CLOSED) end
+    node = self.rh
   end
   node = self.sh
-  self.sh, self.st = false, false
   while node do
-    local nx = node.next
-    node.prev, node.next = false, false
-    if node.sel then
-      local sel = node.sel
-      sel.i, sel.err = node.i, true
+    unlink_send(self, node)
+    local sel = node[6]
+    if sel then
       unlink_select(sel)
-      wake(node.co, sel, CLOSED)
+      wake(node[1], sel, CLOSED)
     else
-      wake(node.co, node, CLOSED)
+      wake(node[1], node, CLOSED)
     end
-    node = nx
+    node = self.sh
   end
 end
 
@@ -353,8 +338,23 @@ end
 ---------------------------------------------------------------------------
 -- select
 
+-- select's own random numbers (xorshift32), seeded per process as Go's select
+-- is random per run, and apart from math.random so that selects do not shift
+-- the sequence of a script that called math.randomseed.
+local rng = bit.tobit(math.floor((require("luasync.core").hrtime() % 1) * 1e9) + os.time())
+if rng == 0 then rng = 0x2545F491 end
+local function random(n)
+  local x = rng
+  x = bxor(x, lshift(x, 13))
+  x = bxor(x, rshift(x, 17))
+  x = bxor(x, lshift(x, 5))
+  rng = x
+  return x % n + 1
+end
+
 local ready_idx = {}  -- scratch list of ready case indices (no yield while in use)
 
+-- -> channel (or nil), true for receive / false for send / nil for default
 local function check_case(c, k)
   if type(c) ~= "table" then error("Channel.select: case " .. k .. " is not a table", 3) end
   local ch, op = c[1], c[2]
@@ -378,8 +378,7 @@ function M.select(cases)
   while true do
     local nready, default = 0, nil
     for k = 1, ncases do
-      local c = cases[k]
-      local ch, recv = check_case(c, k)
+      local ch, recv = check_case(cases[k], k)
       if ch then
         local ready
         if recv then
@@ -415,24 +414,20 @@ function M.select(cases)
       break
     end
   end
-  -- Nothing ready: park one node per case.
+  -- Nothing ready: park with one node per case.
   local co = current()
   if co == nil then error(E_OUTSIDE, 2) end
-  local nodes = {}
-  local sel = setmetatable({ nodes = nodes, i = false, v = nil, ok = false, err = false }, SelectOp)
+  local sel = setmetatable({ i = false, v = false, ok = false }, SelectOp)
+  local nnodes = 0
   for k = 1, ncases do
     local c = cases[k]
     local ch = c[1]
     if ch then
-      local node = { co = co, ch = ch, prev = false, next = false, sel = sel, i = k }
-      nodes[#nodes + 1] = node
-      if c[2] == "receive" then
-        node.recv = true
-        push_recv(ch, node)
-      else
-        node.v = c[3]
-        push_send(ch, node)
-      end
+      local recv = c[2] == "receive"
+      local node = { co, ch, false, false, c[3], sel, k, recv }
+      nnodes = nnodes + 1
+      sel[nnodes] = node
+      if recv then push_recv(ch, node) else push_send(ch, node) end
     end
   end
   local a, err = park(sel)
@@ -456,5 +451,5 @@ function M.after(seconds)
 end
 
 M.Channel = Channel
-M.is = function(v) return getmetatable(v) == Channel end
+function M.is(v) return getmetatable(v) == Channel end
 return M
