@@ -8,7 +8,7 @@
 # which apt removes if it is installed.
 set -eu
 
-PACKAGES="golang-go luajit2 nodejs time hyperfine lua-cjson"
+PACKAGES="golang-go luajit2 nodejs time hyperfine lua-cjson libcjson-dev"
 
 missing=""
 for pkg in $PACKAGES; do
