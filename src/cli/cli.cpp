@@ -80,7 +80,7 @@ int RunTests(int argc, char** argv) {
   app.add_option("paths", paths, "files or folders (default .)");
   app.add_option("--reporter", reporter, "text | tap | junit")->check(CLI::IsMember({"text", "tap", "junit"}));
   app.add_option("--output", output, "write the report to FILE");
-  app.add_option("--filter", filter, "run only tests whose full name contains PATTERN (a Lua pattern)");
+  app.add_option("--filter", filter, "run only tests whose full name contains TEXT, or matches it as a Lua pattern");
   app.add_option("--test-timeout", test_timeout, "seconds before a test fails as hung")
       ->check(CLI::PositiveNumber);
   try {
