@@ -4,6 +4,7 @@
  *   floor URL N 1 --ttfb     N sequential GETs; also reports time to first body byte
  *   --round-zero             turn curl's 0 ms timeouts into 1 ms, as curl's docs/examples/multi-uv.c does
  *                            (to show what that costs)
+ *   --buffer N               CURLOPT_BUFFERSIZE (curl's default is 16 KiB)
  *
  * Prints key=value lines: requests, concurrency, elapsed_ms, req_per_s, mb_per_s, cpu_us_per_req, errors and,
  * with --ttfb, ttfb_us_mean / ttfb_us_p50 / ttfb_us_p99. Exits 1 if any request failed or was not a 200.
@@ -36,6 +37,7 @@ static uv_timer_t timer;
 static long total, started_count, done_count, errors;
 static double bytes;
 static int ttfb_mode, round_zero;
+static long buffer_size;
 static double *ttfb;
 static long ttfb_n;
 
@@ -149,7 +151,7 @@ static int cmp_double(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
   if (argc < 4) {
-    fprintf(stderr, "usage: floor URL N C [--ttfb] [--round-zero]\n");
+    fprintf(stderr, "usage: floor URL N C [--ttfb] [--round-zero] [--buffer N]\n");
     return 2;
   }
   const char *url = argv[1];
@@ -158,6 +160,7 @@ int main(int argc, char **argv) {
   for (int i = 4; i < argc; ++i) {
     if (strcmp(argv[i], "--ttfb") == 0) ttfb_mode = 1;
     if (strcmp(argv[i], "--round-zero") == 0) round_zero = 1;
+    if (strcmp(argv[i], "--buffer") == 0 && i + 1 < argc) buffer_size = atol(argv[++i]);
   }
   if (conc > total) conc = total;
   ttfb = calloc((size_t)total + 1, sizeof *ttfb);
@@ -180,6 +183,7 @@ int main(int argc, char **argv) {
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &xs[i]);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    if (buffer_size > 0) curl_easy_setopt(e, CURLOPT_BUFFERSIZE, buffer_size);
   }
 
   double t0 = now_s(), c0 = cpu_s();

@@ -51,6 +51,7 @@ workloads=(
   "small_20k_c256|/small|20000|256|"
   "download_1MiB_200_c16|/bytes/1048576|200|16|"
   "ttfb_sequential_2k|/small|2000|1|--ttfb"
+  "download_1MiB_200_c16_buf64k|/bytes/1048576|200|16|--buffer 65536"  # floor and transport only
 )
 
 command_for() {  # peer -> the command prefix, or nothing if the peer can't run here
@@ -73,6 +74,7 @@ for ((run = 1; run <= runs; run++)); do
     for peer in $peers; do
       cmd="$(command_for "$peer")"
       [[ -z "$cmd" ]] && continue
+      [[ "$flags" == *--buffer* && "$peer" != floor && "$peer" != transport ]] && continue
       # shellcheck disable=SC2086  # cmd and flags are word lists
       if ! "${client_pin[@]}" $cmd "$base$path" "$n" "$c" $flags > "$out/$name.$peer.$run" 2> "$out/$name.$peer.$run.err"; then
         echo "FAILED: $peer $name (run $run):" >&2
@@ -87,6 +89,8 @@ python3 - "$out" "$peers" "$runs" <<'EOF'
 import os, statistics, sys
 out, peers, runs = sys.argv[1], sys.argv[2].split(), int(sys.argv[3])
 names = sorted({f.split(".")[0] for f in os.listdir(out)}, key=lambda s: ("ttfb" in s, "download" in s, s))
+order = ["small_20k_c256", "download_1MiB_200_c16", "download_1MiB_200_c16_buf64k", "ttfb_sequential_2k"]
+names = [n for n in order if n in names] + [n for n in names if n not in order]
 keys = ["req_per_s", "mb_per_s", "cpu_us_per_req", "ttfb_us_p50", "ttfb_us_mean", "ttfb_us_p99"]
 print(f"medians of {runs} runs\n")
 print("| workload | peer | " + " | ".join(keys) + " |")
@@ -99,7 +103,7 @@ for name in names:
             if os.path.exists(path):
                 rows.append(dict(l.strip().split("=", 1) for l in open(path) if "=" in l))
         if not rows:
-            if peer == "luasync":
+            if peer == "luasync" and "buf64k" not in name:
                 print(f"| {name} | luasync | " + " | ".join(["(no Lua binding yet)"] + [""] * (len(keys) - 1)) + " |")
             continue
         cells = []

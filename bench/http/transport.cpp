@@ -2,7 +2,7 @@
 // difference between the two is the cost of the transport layer, and the difference to the Lua binding (later)
 // is the cost of Lua.
 //
-//   transport URL N C [--ttfb]      prints floor.c's key=value lines; exits 1 on any failure
+//   transport URL N C [--ttfb] [--buffer N]   prints floor.c's key=value lines; exits 1 on any failure
 #include <sys/resource.h>
 #include <uv.h>
 
@@ -74,7 +74,7 @@ struct Bench {
 
 int main(int argc, char** argv) {
   if (argc < 4) {
-    std::fprintf(stderr, "usage: transport URL N C [--ttfb]\n");
+    std::fprintf(stderr, "usage: transport URL N C [--ttfb] [--buffer N]\n");
     return 2;
   }
   uv_loop_t loop;
@@ -83,10 +83,14 @@ int main(int argc, char** argv) {
   b.url = argv[1];
   b.total = std::atol(argv[2]);
   long conc = std::min(std::atol(argv[3]), b.total);
-  for (int i = 4; i < argc; ++i) b.ttfb_mode |= std::strcmp(argv[i], "--ttfb") == 0;
+  Multi::Options options;
+  for (int i = 4; i < argc; ++i) {
+    b.ttfb_mode |= std::strcmp(argv[i], "--ttfb") == 0;
+    if (std::strcmp(argv[i], "--buffer") == 0 && i + 1 < argc) options.buffer_size = std::atol(argv[++i]);
+  }
   double elapsed = 0, cpu = 0;
   {
-    Multi multi(&loop);
+    Multi multi(&loop, options);
     b.multi = &multi;
     double t0 = Now(), c0 = Cpu();
     for (long i = 0; i < conc; ++i) b.StartOne();

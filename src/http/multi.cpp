@@ -103,7 +103,7 @@ struct Multi::Glue {
   static void IdleClosed(uv_handle_t* handle) noexcept { delete reinterpret_cast<uv_idle_t*>(handle); }
 };
 
-Multi::Multi(uv_loop_s* loop, const Options& options) : loop_(loop) {
+Multi::Multi(uv_loop_s* loop, const Options& options) : loop_(loop), options_(options) {
   InitCurlOnce();
   CURLM* multi = curl_multi_init();
   if (!multi) throw std::runtime_error("curl_multi_init failed");

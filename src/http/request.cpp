@@ -185,6 +185,7 @@ bool Request::Setup(std::string* error) {
 #else
   curl_easy_setopt(easy, CURLOPT_USERAGENT, "luasync");
 #endif
+  if (multi_->options_.buffer_size > 0) curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, multi_->options_.buffer_size);
   if (o.timeout_ms > 0) curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, o.timeout_ms);
   if (o.connect_timeout_ms > 0) curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, o.connect_timeout_ms);
   // Fails early (CURLE_FILESIZE_EXCEEDED) when Content-Length says so; OnBody counts for chunked replies.
