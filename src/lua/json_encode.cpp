@@ -205,28 +205,27 @@ bool Encoder::Number(double d) {
   return true;
 }
 
-// Invariant: the buffer has room for every byte of s not yet handled plus
-// the closing quote; only escapes (up to 6 bytes for 1) must reserve more.
+// Bytes are copied in spans between escapes; UTF-8 sequences are only
+// validated. Invariant: the buffer has room for every byte of s not yet
+// copied plus the closing quote; only an escape (up to 6 bytes for 1) must
+// reserve more.
 bool Encoder::String(const char* s, size_t n) {
   const auto* u = reinterpret_cast<const unsigned char*>(s);
   out_.Reserve(n + 2);
   out_.PutReserved('"');
-  size_t i = 0;
-  while (i < n) {
-    const size_t j = i + SkipPlain(u + i, u + n);
-    out_.PutReserved(s + i, j - i);
-    if (j == n) break;
-    const char cls = kEscape.cls[u[j]];
+  size_t i = 0, span = 0;  // s[span, i) is checked but not yet copied
+  for (;;) {
+    i += SkipPlain(u + i, u + n);
+    if (i == n) break;
+    const char cls = kEscape.cls[u[i]];
     if (cls == 1) {
-      const size_t len = Utf8Length(u + j, n - j);
-      if (len == 0) {
-        return Fail("invalid UTF-8 in string (byte " + std::to_string(j + 1) + ")");
-      }
-      out_.PutReserved(s + j, len);
-      i = j + len;
+      const size_t len = Utf8Length(u + i, n - i);
+      if (len == 0) return Fail("invalid UTF-8 in string (byte " + std::to_string(i + 1) + ")");
+      i += len;
       continue;
     }
-    char* p = out_.Reserve(n - j + 8);
+    out_.PutReserved(s + span, i - span);
+    char* p = out_.Reserve(n - i + 8);
     p[0] = '\\';
     p[1] = cls;
     if (cls != 'u') {
@@ -235,12 +234,13 @@ bool Encoder::String(const char* s, size_t n) {
       static const char kHex[] = "0123456789abcdef";
       p[2] = '0';
       p[3] = '0';
-      p[4] = kHex[u[j] >> 4];
-      p[5] = kHex[u[j] & 15];
+      p[4] = kHex[u[i] >> 4];
+      p[5] = kHex[u[i] & 15];
       out_.Commit(6);
     }
-    i = j + 1;
+    span = ++i;
   }
+  out_.PutReserved(s + span, n - span);
   out_.PutReserved('"');
   return true;
 }

@@ -121,30 +121,30 @@ bool StringSplitter::String() {
   }
 }
 
-// The rest of a literal that has escapes, unescaped into the arena.
+// The rest of a literal that has escapes, unescaped into the arena. Bytes
+// are appended in spans between escapes; UTF-8 sequences are only validated.
 bool StringSplitter::Escaped(const char* start) {
   const size_t off = arena_.size();
-  arena_.append(start, static_cast<size_t>(pos_ - start));
+  const char* span = start;  // [span, pos_) is checked but not yet appended
   for (;;) {
-    const size_t run = Plain(pos_, end_);
-    arena_.append(pos_, run);
-    pos_ += run;
+    pos_ += Plain(pos_, end_);
     if (pos_ >= end_) return false;
     const auto c = static_cast<unsigned char>(*pos_);
+    if (c >= 0x80) {
+      const size_t len = Utf8At(pos_, end_);
+      if (len == 0) return false;
+      pos_ += len;
+      continue;
+    }
+    if (c < 0x20) return false;
+    arena_.append(span, static_cast<size_t>(pos_ - span));
     if (c == '"') {
       pieces_.push_back({off | kInArena, arena_.size() - off});
       ++pos_;
       return true;
     }
-    if (c == '\\') {
-      if (!Escape()) return false;
-      continue;
-    }
-    if (c < 0x20) return false;
-    const size_t len = Utf8At(pos_, end_);
-    if (len == 0) return false;
-    arena_.append(pos_, len);
-    pos_ += len;
+    if (!Escape()) return false;  // c is a backslash
+    span = pos_;
   }
 }
 
