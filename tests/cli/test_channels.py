@@ -149,6 +149,25 @@ r = s.run(["--timeout", "0.2", main])
 s.eq("--timeout exit code", r.rc, 124, r)
 s.contains("--timeout names the receive", r.err, "%s:3: main task waits on channel receive" % main, r)
 
+# --- The worker-pool snippet at the top of docs/channels.md ------------------------
+
+r = s.lua('''local jobs = Channel.new(10)
+local results = Channel.new()
+for w = 1, 3 do
+  go(function()
+    for job in jobs:iter() do results:send(job * job) end
+  end)
+end
+go(function()
+  for i = 1, 5 do jobs:send(i) end
+  jobs:close()
+end)
+local sum = 0
+for _ = 1, 5 do sum = sum + results:receive() end
+print(sum)
+''')
+s.eq("docs/channels.md worker pool", (r.rc, r.out, r.err), (0, "55\n", ""), r)
+
 # --- Examples -----------------------------------------------------------------------
 
 EX = os.path.join(ROOT, "docs", "examples")
