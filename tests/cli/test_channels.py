@@ -110,10 +110,10 @@ print("main done")
 ''')
 s.eq("blocked tasks abandoned after main", (r.rc, r.out, r.err), (0, "main done\n", ""), r)
 
-r = s.lua('''local ch = Channel.new()
+s.write("main.lua", '''local ch = Channel.new()
 go(function() ch:receive() end)
 go(function() error("task failed") end)
-''', args=[])
+''')
 r = s.run(["--unhandled-rejections=warn", main])
 s.eq("abandonment keeps the exit code", r.rc, 1, r)
 s.contains("abandonment keeps the error report", r.err, "task failed", r)
@@ -141,10 +141,10 @@ s.contains("closed while sending: message", r.err, "main.lua:6: send on closed c
 
 # --- --timeout names the channel wait ----------------------------------------------
 
-r = s.lua('''go(function() sleep(30) end)
+s.write("main.lua", '''go(function() sleep(30) end)
 local ch = Channel.new()
 ch:receive()
-''', args=[])
+''')
 r = s.run(["--timeout", "0.2", main])
 s.eq("--timeout exit code", r.rc, 124, r)
 s.contains("--timeout names the receive", r.err, "%s:3: main task waits on channel receive" % main, r)
