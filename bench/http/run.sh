@@ -6,7 +6,7 @@
 #   RUNS=5 bench/http/run.sh          more runs (default 3)
 #   PEERS="floor node_http" bench/http/run.sh
 #   LUASYNC_BIN=build/luasync bench/http/run.sh
-#   PIN=0 bench/http/run.sh           don't pin the server to the last CPU and the clients to the others
+#   PIN=1 bench/http/run.sh           pin the server to the last CPU and the clients to the others (quiet machines)
 #
 # Every program prints key=value lines (requests, elapsed_ms, req_per_s, mb_per_s, cpu_us_per_req, errors,
 # ttfb_us_*) and exits non-zero if any request failed.
@@ -18,7 +18,7 @@ build="${HTTP_BENCH_BUILD:-$repo/build-http-bench}"
 runs="${RUNS:-3}"
 peers="${PEERS:-floor transport node_http node_fetch luasync}"
 luasync_bin="${LUASYNC_BIN:-$repo/build/luasync}"
-pin="${PIN:-1}"
+pin="${PIN:-0}"
 
 mkdir -p "$build"
 cc -O2 -Wall -Wextra -o "$build/floor" "$here/floor.c" -lcurl -luv
