@@ -83,16 +83,18 @@ local SendOp = { what = "channel send" }
 SendOp.__index = SendOp
 function SendOp.cancel(node) unlink_send(node[2], node) end
 
+local sel_pool, nsel_pool = {}, 0
 local recv_pool, nrecv_pool = {}, 0
 local send_pool, nsend_pool = {}, 0
 local POOL_MAX = 256
 
--- Select records ({nodes, i=, v=, ok=}) are the wake token of a parked select.
+-- Select records are the wake token of a parked select: nodes in [1..n] (kept
+-- for reuse beyond n), and the result i, v, ok. Pooled like the plain nodes.
 local SelectOp = { what = "select" }
 SelectOp.__index = SelectOp
 
 local function unlink_select(sel)
-  for k = 1, #sel do
+  for k = 1, sel.n do
     local node = sel[k]
     local ch = node[2]
     if node[8] then
@@ -417,21 +419,46 @@ function M.select(cases)
   -- Nothing ready: park with one node per case.
   local co = current()
   if co == nil then error(E_OUTSIDE, 2) end
-  local sel = setmetatable({ i = false, v = false, ok = false }, SelectOp)
+  local sel
+  if nsel_pool > 0 then
+    sel = sel_pool[nsel_pool]
+    sel_pool[nsel_pool] = nil
+    nsel_pool = nsel_pool - 1
+  else
+    sel = setmetatable({ n = 0, i = false, v = false, ok = false }, SelectOp)
+  end
   local nnodes = 0
   for k = 1, ncases do
     local c = cases[k]
     local ch = c[1]
     if ch then
       local recv = c[2] == "receive"
-      local node = { co, ch, false, false, c[3], sel, k, recv }
       nnodes = nnodes + 1
-      sel[nnodes] = node
+      local node = sel[nnodes]
+      if node then
+        node[1], node[2], node[5], node[7], node[8] = co, ch, c[3], k, recv
+      else
+        node = { co, ch, false, false, c[3], sel, k, recv }
+        sel[nnodes] = node
+      end
       if recv then push_recv(ch, node) else push_send(ch, node) end
     end
   end
+  sel.n = nnodes
   local a, err = park(sel)
-  if a == true then return sel.i, sel.v, sel.ok end
+  -- Resumed: every node is unlinked (fired, closed or cancelled), so the record
+  -- and its nodes can serve another select.
+  local i, v, ok = sel.i, sel.v, sel.ok
+  for k = 1, nnodes do
+    local node = sel[k]
+    node[1], node[2], node[5] = false, false, false
+  end
+  sel.v = false
+  if nsel_pool < POOL_MAX then
+    nsel_pool = nsel_pool + 1
+    sel_pool[nsel_pool] = sel
+  end
+  if a == true then return i, v, ok end
   if a == CLOSED then error(E_SEND_CLOSED, 2) end
   error(err, 0)
 end

@@ -542,3 +542,89 @@ describe("Channel.select with one channel in several cases", function()
     assert.equals(false, ch.sh)
   end)
 end)
+
+describe("Channel stress", function()
+  it("every completed send is received exactly once, nothing else is", function()
+    math.randomseed(12345)
+    local random = math.random
+    local chans = { Channel.new(), Channel.new(), Channel.new(1), Channel.new(3) }
+    local function pick() return chans[random(#chans)] end
+    local completed, received, raised = {}, {}, {}
+    local next_value = 0
+    local producers, consumers = {}, {}
+
+    for p = 1, 12 do
+      producers[p] = bg(function()
+        for _ = 1, 150 do
+          next_value = next_value + 1
+          local v = next_value
+          local how = random(4)
+          local ok, err = pcall(function()
+            if how == 1 then
+              pick():send(v)
+              completed[v] = true
+            elseif how == 2 then
+              if pick():trySend(v) then completed[v] = true end
+            elseif how == 3 then
+              local a, b = pick(), pick()
+              Channel.select({ { a, "send", v }, { b, "send", v } })
+              completed[v] = true
+            else
+              local i = Channel.select({ { pick(), "send", v }, { nil, "default" } })
+              if i == 1 then completed[v] = true end
+            end
+          end)
+          if not ok then raised[v] = err; error(err, 0) end
+          if random(5) == 1 then sleep(0) end
+        end
+      end)
+    end
+
+    for c = 1, 6 do
+      consumers[c] = bg(function()
+        while true do
+          local how = random(3)
+          local v, ok
+          if how == 1 then
+            v, ok = pick():receive()
+          elseif how == 2 then
+            local ready
+            v, ok, ready = pick():tryReceive()
+            if not ready then sleep(0) end
+          else
+            local _
+            _, v, ok = Channel.select({ { pick(), "receive" }, { pick(), "receive" } })
+          end
+          if ok then received[v] = (received[v] or 0) + 1 end
+          if ok == false and chans[1]:isClosed() then
+            -- keep draining until every channel is closed and empty
+            local any = false
+            for _, ch in ipairs(chans) do if ch:len() > 0 then any = true end end
+            if not any then return end
+          end
+        end
+      end)
+    end
+
+    -- cancel a few producers along the way
+    sleep(0)
+    for p = 1, 12, 4 do producers[p]:cancel("stop") end
+    for p = 1, 12 do pcall(await, producers[p]) end
+    for _, ch in ipairs(chans) do ch:close() end
+    for c = 1, 6 do await(consumers[c]) end
+
+    local ncompleted = 0
+    for v in pairs(completed) do
+      ncompleted = ncompleted + 1
+      assert.equals(1, received[v], "value " .. v .. " received")
+    end
+    for v, count in pairs(received) do
+      assert.truthy(completed[v], "value " .. v .. " received " .. count .. " times but never sent")
+    end
+    assert.truthy(ncompleted > 500, "only " .. ncompleted .. " sends completed")
+    for _, ch in ipairs(chans) do
+      assert.equals(false, ch.rh)
+      assert.equals(false, ch.sh)
+    end
+  end)
+end)
