@@ -166,7 +166,7 @@ def run_once(argv, timeout, env, rss=True):
         stderr = err.read().decode("utf-8", "replace")
         time_lines = [l.strip() for l in open(rss_file.name).read().splitlines() if l.strip()]
 
-    sample = {"wall_ms": wall_ms, "ok": True}
+    sample = {"wall_ms": wall_ms, "cpu_ms": (usage.ru_utime + usage.ru_stime) * 1e3, "ok": True}
     if full is not argv:
         if time_lines and time_lines[-1].isdigit():
             sample["peak_rss_kb"] = float(time_lines[-1])
@@ -393,11 +393,12 @@ def detail_rows(workload, results):
         if res is None:
             continue
         if "median" not in res:
-            rows.append([workload.name, peer, res.get("skip") or "error", "", "", "", ""])
+            rows.append([workload.name, peer, res.get("skip") or "error", "", "", "", "", ""])
             continue
         m = res["median"]
         rows.append([workload.name, peer, fmt(m.get("elapsed_ms"), "elapsed_ms"),
-                     fmt(m.get("wall_ms"), "wall_ms"), fmt(m.get("peak_rss_kb"), "peak_rss_kb"),
+                     fmt(m.get("wall_ms"), "wall_ms"), fmt(m.get("cpu_ms"), "wall_ms"),
+                     fmt(m.get("peak_rss_kb"), "peak_rss_kb"),
                      fmt(m.get("per_task_bytes"), "per_task_bytes") if "per_task_bytes" in m else "",
                      str(res["n"])])
     return rows
@@ -516,10 +517,10 @@ def main():
            ""]
     out.append(table(["Workload", "Metric", "luasync", "Peer", "Peer median", "luasync/peer",
                       "Target", "Result"], rows))
-    out += ["", "Medians per program (elapsed: measured inside the program; wall and peak RSS: "
-                "whole process):", ""]
-    out.append(table(["Workload", "Program", "elapsed", "wall", "peak RSS", "per task", "runs"],
-                     details))
+    out += ["", "Medians per program (elapsed: measured inside the program; wall, CPU (user + "
+                "system, all threads) and peak RSS: whole process):", ""]
+    out.append(table(["Workload", "Program", "elapsed", "wall", "CPU", "peak RSS", "per task",
+                      "runs"], details))
     if direct is not None and timed is not None:
         out += ["", f"Launching /bin/true takes {direct:.2f} ms directly (as startup wall times are "
                     f"taken) and {timed:.2f} ms through GNU time (as the other wall times and all "
