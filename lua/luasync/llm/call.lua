@@ -1,0 +1,375 @@
+-- luasync.llm.call: running LLM calls: the concurrency slot, retries, streams.
+--
+-- A client record (made by init.lua) is
+--   { cfg = config, P = provider module, url =, limiter =, usage = tally }
+--
+-- chat(client, req, body) -> Promise of the result table (a task: slot, attempts, parse).
+-- open_stream(client, req, body) -> Stream of text deltas with s:result().
+--
+-- A stream starts its request at once, in a task ("open") that holds the slot
+-- and retries until the first delta arrives. After that the consumer's reads
+-- pull events straight from the HTTP body stream, so one event costs a read,
+-- a JSON decode and a table lookup, with no task switch. A failure after the
+-- first delta is final: the error carries the text so far in err.partial.
+local sched = require("luasync.sched")
+local Promise = require("luasync.promise")
+local async = require("luasync.async")
+local Stream = require("luasync.stream")
+local json = require("luasync.json")
+local lerr = require("luasync.llm.error")
+local retry = require("luasync.llm.retry")
+local usage = require("luasync.llm.usage")
+local request = require("luasync.llm.request")
+local transport = require("luasync.llm.transport")
+
+local await, spawn, sleep = Promise.await, async.spawn, sched.sleep
+local decode = json.decode
+local type, pcall, error, pairs, tostring, getmetatable = type, pcall, error, pairs, tostring, getmetatable
+local concat = table.concat
+
+local M = {}
+
+---------------------------------------------------------------------------
+-- One HTTP attempt
+
+local function send(client, body, stream)
+  local cfg, P = client.cfg, client.P
+  local headers = P.headers(cfg, stream)
+  for k, v in pairs(cfg.headers) do headers[k] = v end
+  local ok, p = pcall(transport.request, {
+    method = "POST", url = client.url, headers = headers, body = body, timeout = cfg.timeout,
+    stream = stream, framing = stream and P.framing or nil,
+  })
+  if not ok then error(lerr.redact(type(p) == "table" and tostring(p.message) or tostring(p)), 0) end
+  return p
+end
+
+-- The whole body of a streamed response (an error reply): raw chunks or framed events.
+local function read_all(body)
+  if type(body) == "string" then return body end
+  if type(body) ~= "table" or type(body.read) ~= "function" then return "" end
+  local parts = {}
+  local ok = pcall(function()
+    while true do
+      local v = body:read()
+      if v == nil then break end
+      if type(v) == "table" then v = v.data end
+      if type(v) == "string" then parts[#parts + 1] = v end
+    end
+  end)
+  if not ok then body:close() end
+  return concat(parts, type(parts[1]) == "string" and "" or "\n")
+end
+
+-- Ends an attempt that failed with err: raises unless a retry is due, else waits.
+local function after_failure(client, err, attempt, headers)
+  if err.kind == "cancelled" then error(err, 0) end
+  err.attempts = attempt + 1
+  if not err.request_id then err.request_id = lerr.request_id(headers) end
+  if attempt >= client.cfg.max_retries or not err.retryable then error(err, 0) end
+  sleep(retry.delay(attempt + 1, headers))
+end
+
+-- JSON mode and usage, once a call has completed: nil, or the protocol error.
+local function complete(client, req, result, request_id)
+  usage.record(client.usage, result)
+  if req.json and result.json == nil then
+    local ok, v = pcall(decode, request.strip_fences(result.text))
+    if not ok then
+      local shown = result.text
+      if #shown > 500 then shown = shown:sub(1, 500) .. "..." end
+      return lerr.protocol(client.P.name, "the model's reply is not valid JSON (" .. tostring(v) .. "): " .. shown,
+        { text = result.text, request_id = request_id })
+    end
+    result.json = v
+  end
+  return nil
+end
+
+---------------------------------------------------------------------------
+-- chat
+
+local function chat_attempts(client, req, body)
+  local P = client.P
+  local name = P.name
+  local attempt = 0
+  while true do
+    local err, headers
+    local ok, res = pcall(await, send(client, body, false))
+    if not ok then
+      err = lerr.from_transport(name, res)
+    else
+      headers = res.headers
+      local status = res.status
+      if status >= 200 and status < 300 then
+        local rid = lerr.request_id(headers)
+        local okj, obj = pcall(decode, res.body)
+        local result
+        if not okj then
+          err = lerr.protocol(name, "invalid JSON in the response: " .. tostring(obj), { request_id = rid })
+        else
+          result, err = P.parse(obj, req)
+        end
+        if result then
+          err = complete(client, req, result, rid)
+          if not err then return result end
+        end
+      else
+        err = lerr.from_status(name, status, headers, res.body)
+      end
+    end
+    after_failure(client, err, attempt, headers)
+    attempt = attempt + 1
+  end
+end
+
+local function chat_task(client, req, body)
+  local lim = client.limiter
+  lim:acquire()
+  local ok, r = pcall(chat_attempts, client, req, body)
+  lim:release()
+  if not ok then error(r, 0) end
+  return r
+end
+
+function M.chat(client, req, body)
+  return spawn(chat_task, client, req, body)
+end
+
+---------------------------------------------------------------------------
+-- Streams. The state x of one stream:
+--   client, req, body (JSON text), P, st (provider stream state), hbody (HTTP body
+--   stream), headers, open (promise of the open task), first (delta found by the
+--   open task), slot (holds a limiter slot), pulled, finished, ok/value (outcome),
+--   result_p (promise given out by s:result()), stream (the Stream)
+
+local function finalize(x, ok, v)
+  if x.finished then return end
+  x.finished = true
+  if x.slot then
+    x.slot = false
+    x.client.limiter:release()
+  end
+  local hb = x.hbody
+  if hb then
+    x.hbody = false
+    hb:close()
+  end
+  if not ok and type(v) == "table" and x.st and x.st.n > 0 and v.partial == nil then
+    v.partial = x.P.text(x.st)
+  end
+  x.ok, x.value = ok, v
+  local p = x.result_p
+  if p then
+    if ok then Promise._fulfill(p, v) else Promise._reject(p, v) end
+  end
+end
+
+-- Next delta of the response, nil at its regular end, or nil, err.
+local function read_event(x)
+  local hb, st = x.hbody, x.st
+  local event = x.P.event
+  local read = hb.read
+  while true do
+    local ok, ev = pcall(read, hb)
+    if not ok then
+      if st.done then return nil end   -- the terminal event arrived: what follows does not matter
+      return nil, lerr.from_transport(x.P.name, ev, x.headers)
+    end
+    if ev == nil then
+      if st.done then return nil end
+      return nil, lerr.new("protocol", x.P.name, "the stream ended before its final event",
+        { retryable = true, request_id = lerr.request_id(x.headers) })
+    end
+    if not st.done then
+      local d, err = event(st, ev)
+      if err then
+        if not err.request_id then err.request_id = lerr.request_id(x.headers) end
+        return nil, err
+      end
+      if d then return d end
+    end
+  end
+end
+
+-- The regular end of the response: the result, or an error (invalid JSON in JSON mode).
+local function finish_ok(x)
+  local result = x.P.result(x.st)
+  local err = complete(x.client, x.req, result, lerr.request_id(x.headers))
+  if err then
+    finalize(x, false, err)
+    return err
+  end
+  finalize(x, true, result)
+  return nil
+end
+
+-- Attempts until the first delta (x.first) or the regular end of a reply without text.
+local function open_attempts(x)
+  local client, P = x.client, x.P
+  local name = P.name
+  local attempt = 0
+  while true do
+    local err, headers
+    local ok, res = pcall(await, send(client, x.body, true))
+    if not ok then
+      err = lerr.from_transport(name, res)
+    else
+      headers = res.headers
+      x.headers = headers
+      local status = res.status
+      if status >= 200 and status < 300 then
+        x.hbody = res.body
+        x.st = P.new_state(x.req)
+        local d
+        d, err = read_event(x)
+        if not err then
+          if d then
+            x.first = d
+            return
+          end
+          err = finish_ok(x)
+          if not err then return end
+          error(err, 0)   -- invalid JSON in JSON mode: not retried
+        end
+        local hb = x.hbody
+        x.hbody = false
+        hb:close()
+      else
+        err = lerr.from_status(name, status, headers, read_all(res.body))
+      end
+    end
+    after_failure(client, err, attempt, headers)
+    attempt = attempt + 1
+  end
+end
+
+local function open_task(x)
+  local lim = x.client.limiter
+  local ok, err = pcall(lim.acquire, lim)
+  if not ok then
+    finalize(x, false, err)
+    error(err, 0)
+  end
+  x.slot = true
+  ok, err = pcall(open_attempts, x)
+  if not ok then
+    finalize(x, false, err)
+    error(err, 0)
+  end
+end
+
+local function pull(x)
+  if x.finished then
+    if x.ok then return nil end
+    error(x.value, 0)
+  end
+  if not x.opened then
+    x.pulled = true
+    local ok, err = pcall(await, x.open)
+    x.opened = true
+    if not ok then
+      finalize(x, false, err)
+      error(x.value, 0)
+    end
+    local d = x.first
+    if d then
+      x.first = false
+      return d
+    end
+    if x.finished then
+      if x.ok then return nil end
+      error(x.value, 0)
+    end
+  end
+  local d, err = read_event(x)
+  if d then return d end
+  if not err then
+    err = finish_ok(x)
+    if not err then return nil end
+  end
+  finalize(x, false, err)
+  error(err, 0)
+end
+
+local function drain(s)
+  while s:read() ~= nil do end
+end
+
+local function drain_if_unread(x)
+  if x.pulled or x.finished then return end
+  x.pulled = true
+  local p = spawn(function() pcall(drain, x.stream) end)
+  p._handled = true
+end
+
+local function result_method(s)
+  local x = s._llm
+  if x.finished then
+    local p = Promise._new()
+    if x.ok then Promise._fulfill(p, x.value) else Promise._reject(p, x.value) end
+    return p
+  end
+  local p = x.result_p
+  if not p then
+    p = Promise._new()
+    x.result_p = p
+    -- nobody reading? then result() reads the stream itself, once the caller's task yields
+    sched.defer(drain_if_unread, x)
+  end
+  return p
+end
+
+function M.open_stream(client, req, body)
+  local x = { client = client, req = req, body = body, P = client.P, st = false, hbody = false, headers = false,
+              open = false, first = false, slot = false, pulled = false, opened = false, finished = false,
+              ok = false, value = false, result_p = false, stream = false }
+  local s = Stream.new(function() return pull(x) end, function()
+    if x.finished then return end
+    local err = require("luasync.errors").cancelled("stream closed")
+    if x.open and x.open._state == Promise.PENDING then x.open:cancel("stream closed") end
+    finalize(x, false, err)
+  end)
+  s._llm = x
+  s.result = result_method
+  x.stream = s
+  x.open = spawn(open_task, x)
+  x.open._handled = true   -- its failure reaches the reader (or s:result()), never "unhandled"
+  return s
+end
+
+---------------------------------------------------------------------------
+-- streamGenerate: feed each delta to on_chunk; false stops (and aborts the request)
+
+local function is_cancel(e) return type(e) == "table" and e.kind == "cancelled" end
+
+local function stream_generate_task(s, on_chunk)
+  local x = s._llm
+  while true do
+    local ok, d = pcall(s.read, s)
+    if not ok then
+      s:close()
+      if not is_cancel(d) then pcall(on_chunk, nil, d) end
+      error(d, 0)
+    end
+    if d == nil then return x.value.text end
+    local okc, r = pcall(on_chunk, d)
+    if okc and type(r) == "table" and getmetatable(r) == Promise then okc, r = pcall(await, r) end
+    if not okc then
+      s:close()
+      error(r, 0)
+    end
+    if r == false then
+      local text = x.st and x.P.text(x.st) or ""
+      s:close()
+      return text
+    end
+  end
+end
+
+function M.stream_generate(client, req, body, on_chunk)
+  local s = M.open_stream(client, req, body)
+  return spawn(stream_generate_task, s, on_chunk)
+end
+
+return M

@@ -1,0 +1,60 @@
+-- luasync.llm.limiter: at most n holders at once; the others wait in FIFO order.
+--
+--   local lim = limiter.new(8)
+--   lim:acquire()        -- inside a task; suspends while n slots are taken
+--   ... (nothing that can yield before the pcall that guarantees the release)
+--   lim:release()
+--
+-- A waiter cancelled while queued (its task's promise cancelled) leaves the queue
+-- without taking a slot. release() hands the slot straight to the next waiter,
+-- so a late arrival cannot jump the queue.
+local sched = require("luasync.sched")
+
+local park, wake, running = sched.park, sched.wake, sched.running
+local setmetatable, error = setmetatable, error
+
+local Limiter = {}
+Limiter.__index = Limiter
+
+local M = {}
+
+-- A queued waiter: the op it parks on (its wake token).
+local Wait = {}
+Wait.__index = Wait
+Wait.what = "an LLM concurrency slot"
+function Wait:cancel() self.cancelled = true end
+
+function M.new(n)
+  return setmetatable({ max = n, active = 0, head = 1, tail = 0, queue = {} }, Limiter)
+end
+
+function Limiter:acquire()
+  if self.active < self.max and self.head > self.tail then
+    self.active = self.active + 1
+    return
+  end
+  local op = setmetatable({ rec = running(), cancelled = false }, Wait)
+  local t = self.tail + 1
+  self.tail = t
+  self.queue[t] = op
+  local ok, err = park(op)
+  if not ok then error(err, 0) end
+  -- woken by release(): the slot was handed over (active unchanged)
+end
+
+function Limiter:release()
+  local q = self.queue
+  while self.head <= self.tail do
+    local h = self.head
+    local op = q[h]
+    q[h] = nil
+    self.head = h + 1
+    if not op.cancelled and wake(op.rec, op, true) then return end
+  end
+  self.active = self.active - 1
+end
+
+--- waiting() -> number of queued waiters (cancelled ones included until skipped)
+function Limiter:waiting() return self.tail - self.head + 1 end
+
+return M

@@ -1,0 +1,154 @@
+-- luasync.llm.openai: OpenAI Chat Completions, as spoken by api.openai.com and every
+-- OpenAI-compatible server (vLLM, llama.cpp server, Ollama /v1, LM Studio, OpenRouter, Groq).
+--
+-- POST {base_url}/chat/completions; streaming is SSE: "data: {chunk}" events, a usage
+-- chunk with empty choices (stream_options.include_usage), then "data: [DONE]".
+local json = require("luasync.json")
+local lerr = require("luasync.llm.error")
+local request = require("luasync.llm.request")
+
+local decode, null = json.decode, json.null
+local type, pcall, ipairs, concat = type, pcall, ipairs, table.concat
+
+local P = { name = "openai", framing = "sse" }
+
+-- api.openai.com wants max_completion_tokens (its newer models reject max_tokens);
+-- compatible servers know max_tokens.
+local OFFICIAL = "^https://api%.openai%.com/"
+
+function P.url(cfg) return cfg.base_url .. "/chat/completions" end
+
+function P.headers(cfg, stream)
+  local h = { ["content-type"] = "application/json", accept = stream and "text/event-stream" or "application/json" }
+  if cfg.api_key then h.authorization = "Bearer " .. cfg.api_key end
+  return h
+end
+
+local function mentions_json(req)
+  if req.system and req.system:lower():find("json", 1, true) then return true end
+  for _, m in ipairs(req.messages) do
+    if request.text_of(m.content):lower():find("json", 1, true) then return true end
+  end
+  return false
+end
+
+function P.body(cfg, req, stream)
+  local msgs = {}
+  if req.system then msgs[1] = { role = "system", content = req.system } end
+  for _, m in ipairs(req.messages) do msgs[#msgs + 1] = m end
+  local body = { model = req.model or cfg.model, messages = msgs }
+  if req.temperature then body.temperature = req.temperature end
+  if req.max_tokens then
+    if (cfg.base_url .. "/"):find(OFFICIAL) then
+      body.max_completion_tokens = req.max_tokens
+    else
+      body.max_tokens = req.max_tokens
+    end
+  end
+  if req.stop then body.stop = json.array(req.stop) end
+  if req.json == true then
+    body.response_format = { type = "json_object" }
+    -- OpenAI refuses json_object unless a message says "JSON"
+    if not mentions_json(req) then table.insert(msgs, 1, { role = "system", content = "Respond in JSON." }) end
+  elseif type(req.json) == "table" then
+    local s = req.json
+    local spec
+    if type(s.schema) == "table" and type(s.name) == "string" then
+      spec = s   -- already {name=, schema=, strict=}
+    else
+      spec = { name = "response", schema = s, strict = true }
+    end
+    body.response_format = { type = "json_schema", json_schema = spec }
+  end
+  if stream then
+    body.stream = true
+    body.stream_options = { include_usage = true }
+  end
+  return body
+end
+
+local function usage_of(u)
+  if type(u) ~= "table" then return { input_tokens = 0, output_tokens = 0 } end
+  return { input_tokens = u.prompt_tokens or u.input_tokens or 0,
+           output_tokens = u.completion_tokens or u.output_tokens or 0 }
+end
+
+--- parse(obj) -> result | nil, error: a non-streaming chat.completion
+function P.parse(obj)
+  local choice = type(obj) == "table" and type(obj.choices) == "table" and obj.choices[1]
+  if type(choice) ~= "table" or type(choice.message) ~= "table" then
+    return nil, lerr.protocol("openai", "response has no choices[1].message")
+  end
+  local text = choice.message.content
+  if type(text) ~= "string" then text = "" end
+  local model = obj.model
+  if type(model) ~= "string" then model = nil end
+  return {
+    text = text, finish_reason = request.finish_reason(choice.finish_reason), usage = usage_of(obj.usage),
+    model = model, id = type(obj.id) == "string" and obj.id or nil, raw = obj,
+  }
+end
+
+---------------------------------------------------------------------------
+-- Streaming: new_state() -> st; event(st, ev) -> delta | nil, err; result(st) -> result
+
+function P.new_state()
+  return { parts = {}, n = 0, id = false, model = false, finish = false, usage = false, done = false }
+end
+
+function P.event(st, ev)
+  local data = ev.data
+  if data == "[DONE]" then
+    st.done = true
+    return nil
+  end
+  local ok, obj = pcall(decode, data)
+  if not ok or type(obj) ~= "table" then
+    return nil, lerr.protocol("openai", "invalid JSON in the event stream: " .. tostring(obj))
+  end
+  if obj.error ~= nil and obj.error ~= null then return nil, lerr.from_event("openai", obj) end
+  if not st.id then
+    st.id = obj.id
+    st.model = obj.model
+  end
+  local u = obj.usage
+  if u ~= nil and u ~= null then st.usage = u end
+  local choices = obj.choices
+  if type(choices) == "table" then
+    local c = choices[1]
+    if c then
+      local fr = c.finish_reason
+      if fr ~= nil and fr ~= null then st.finish = fr end
+      local d = c.delta
+      if type(d) == "table" then
+        local t = d.content
+        if type(t) == "string" and t ~= "" then
+          local n = st.n + 1
+          st.n = n
+          st.parts[n] = t
+          return t
+        end
+      end
+    end
+  end
+  return nil
+end
+
+function P.text(st) return concat(st.parts, "", 1, st.n) end
+
+function P.result(st)
+  local text = concat(st.parts, "", 1, st.n)
+  local finish = st.finish or nil
+  local raw = {
+    id = st.id or nil, object = "chat.completion", model = st.model or nil,
+    choices = { { index = 0, message = { role = "assistant", content = text }, finish_reason = finish } },
+    usage = st.usage or nil,
+  }
+  return {
+    text = text, finish_reason = request.finish_reason(finish), usage = usage_of(st.usage or nil),
+    model = type(st.model) == "string" and st.model or nil, id = type(st.id) == "string" and st.id or nil,
+    raw = raw,
+  }
+end
+
+return P
