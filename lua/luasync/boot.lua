@@ -238,7 +238,13 @@ function hooks.on_signal(signum)
   return 128 + signum
 end
 
-function hooks.shutdown() end
+function hooks.shutdown()
+  -- --llm-usage: token totals per model, on stderr
+  if options.llm_usage then
+    local usage = package.loaded["luasync.llm.usage"]
+    write(2, usage and usage.summary(usage.total) or "llm usage: no requests\n")
+  end
+end
 
 package.loaded["luasync.boot"] = hooks
 return hooks
