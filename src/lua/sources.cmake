@@ -6,3 +6,4 @@ list(APPEND LUASYNC_CORE_SOURCES
   src/lua/mod_core.cpp
 )
 list(APPEND LUASYNC_CORE_SOURCES src/lua/mod_json.cpp src/lua/json_encode.cpp src/lua/json_split.cpp)
+list(APPEND LUASYNC_CORE_SOURCES src/lua/mod_http.cpp src/lua/http_transfer.cpp)

@@ -1,0 +1,269 @@
+#include "lua/http_transfer.h"
+
+#include <uv.h>
+
+#include <algorithm>
+#include <utility>
+
+namespace luasync::lhttp {
+
+namespace {
+constexpr int kNoRef = -2;  // LUA_NOREF
+}
+
+// ---------------------------------------------------------------------------
+// Transfer
+
+Transfer::~Transfer() { hub->Remove(this); }
+
+bool Transfer::Start(http::RequestOptions options, std::string* error) {
+  http::RequestCallbacks callbacks;
+  if (stream) {
+    callbacks.on_headers = [this](int s, const http::Headers& h) { OnHeaders(s, h); };
+    callbacks.on_chunk = [this](const char* data, size_t len) { return OnChunk(data, len); };
+  }
+  callbacks.on_done = [this](http::Result&& result) { OnDone(std::move(result)); };
+  if (upload_active) options.body_source = [this](std::string& out) { return PullBody(out); };
+  req = hub->multi()->Start(std::move(options), std::move(callbacks), error);
+  return req != nullptr;
+}
+
+void Transfer::Abort() {
+  if (req) req->Abort();  // silent: the Lua side reports "cancelled" itself
+  req = nullptr;
+  if (!finished) {
+    finished = true;
+    kind = http::ErrorKind::kCancelled;
+    message = "cancelled";
+  }
+  aborted = true;
+  pending = 0;  // a queued entry is skipped (and its reference dropped) when the drain reaches it
+  waiting = false;
+  upload_active = false;
+  body.clear();
+  arena.clear();
+  events.clear();
+  buffered = 0;
+}
+
+void Transfer::Queue(unsigned ev) {
+  pending |= ev;
+  if (queued) return;
+  queued = true;
+  hub->Ready(this);
+}
+
+void Transfer::Drained() {
+  buffered = 0;
+  if (req && req->paused()) req->Resume();  // delivery resumes from a later loop callback
+}
+
+void Transfer::BodyReady() {
+  if (req) req->BodyReady();
+}
+
+void Transfer::WakeReader() {
+  if (!waiting) return;
+  if (buffered == 0 && body.empty() && events.empty() && !finished) return;
+  waiting = false;
+  Queue(kEvReadable);
+}
+
+void Transfer::OnHeaders(int s, const http::Headers& h) {
+  status = s;
+  headers = h;
+  framed = framing != Framing::kNone && s >= 200 && s < 300;  // error bodies stay readable as text
+  if (framed && framing == Framing::kSse) {
+    sse_ = std::make_unique<http::SseParser>(
+        [this](const http::SseEvent& e) { AddEvent(e.type, e.data, e.id); });
+  } else if (framed) {
+    ndjson_ = std::make_unique<http::NdjsonFramer>([this](std::string_view line) { AddEvent({}, line, {}); });
+  }
+  Queue(kEvHeaders);
+}
+
+void Transfer::AddEvent(std::string_view type, std::string_view data, std::string_view id) {
+  EventSpan e;
+  auto put = [this](std::string_view s, uint32_t* off, uint32_t* len) {
+    *off = static_cast<uint32_t>(arena.size());
+    *len = static_cast<uint32_t>(s.size());
+    arena.append(s);
+  };
+  put(type, &e.type_off, &e.type_len);
+  put(data, &e.data_off, &e.data_len);
+  put(id, &e.id_off, &e.id_len);
+  events.push_back(e);
+  buffered += type.size() + data.size() + id.size() + 16;
+}
+
+void Transfer::FramingFailed(const std::string& why) {
+  if (req) req->Abort();  // inside curl: freed right after curl returns, no further callbacks
+  req = nullptr;
+  finished = true;
+  kind = http::ErrorKind::kProtocol;
+  message = (framing == Framing::kSse ? "sse: " : "ndjson: ") + why;
+  WakeReader();
+  if (upload_active) Queue(kEvNeedBody);
+}
+
+bool Transfer::OnChunk(const char* data, size_t len) {
+  if (framed) {
+    bool ok = sse_ ? sse_->Feed(data, len) : ndjson_->Feed(data, len);
+    if (!ok) {
+      FramingFailed(sse_ ? sse_->error() : ndjson_->error());
+      return false;
+    }
+  } else {
+    body.append(data, len);
+    buffered += len;
+  }
+  WakeReader();
+  return buffered >= kHighWater;
+}
+
+void Transfer::OnDone(http::Result&& result) {
+  req = nullptr;  // the Multi frees the Request when we return
+  finished = true;
+  kind = result.kind;
+  message = std::move(result.message);
+  if (!stream) {
+    status = result.status;
+    headers = std::move(result.headers);
+    body = std::move(result.body);
+    url = std::move(result.url);
+    Queue(kind == http::ErrorKind::kOk ? kEvDone : kEvFail);
+  } else {
+    if (kind != http::ErrorKind::kOk && !final_sent && !(pending & kEvHeaders)) Queue(kEvFail);
+    if (kind == http::ErrorKind::kOk && ndjson_) ndjson_->Finish();  // a last line without newline
+    WakeReader();
+  }
+  if (upload_active) Queue(kEvNeedBody);  // Lua sees `finished` and closes the body stream
+}
+
+http::BodyPull Transfer::PullBody(std::string& out) {
+  if (!upload.empty()) {
+    out.swap(upload);
+    return http::BodyPull::kData;
+  }
+  if (upload_end) return http::BodyPull::kEnd;
+  if (upload_failed) {
+    out = upload_error;
+    return http::BodyPull::kFail;
+  }
+  Queue(kEvNeedBody);
+  return http::BodyPull::kWait;
+}
+
+// ---------------------------------------------------------------------------
+// Hub
+
+struct Hub::Glue {
+  static void Check(uv_check_t* h) { static_cast<Hub*>(h->data)->Flush(); }
+  static void Idle(uv_idle_t* h) { static_cast<Hub*>(h->data)->Flush(); }
+  static void CheckClosed(uv_handle_t* h) { delete reinterpret_cast<uv_check_t*>(h); }
+  static void IdleClosed(uv_handle_t* h) { delete reinterpret_cast<uv_idle_t*>(h); }
+};
+
+Hub::Hub(uv_loop_s* loop, std::function<void()> flush) : loop_(loop), flush_(std::move(flush)) {
+  check_ = new uv_check_t;
+  uv_check_init(loop, check_);
+  check_->data = this;
+  idle_ = new uv_idle_t;
+  uv_idle_init(loop, idle_);
+  idle_->data = this;
+}
+
+http::Multi* Hub::multi() {
+  if (!multi_) multi_ = std::make_unique<http::Multi>(loop_);
+  return multi_.get();
+}
+
+void Hub::Ready(Transfer* t) {
+  ready_.push_back(t);
+  if (!armed_ && !closed_) {
+    armed_ = true;
+    uv_check_start(check_, &Glue::Check);
+    uv_idle_start(idle_, &Glue::Idle);  // poll must not block while Lua has news to read
+  }
+}
+
+Transfer* Hub::Front() {
+  while (head_ < ready_.size()) {
+    if (Transfer* t = ready_[head_]) return t;
+    ++head_;
+  }
+  ready_.clear();
+  head_ = 0;
+  return nullptr;
+}
+
+void Hub::Pop() {
+  if (head_ < ready_.size()) {
+    ready_[head_]->queued = false;
+    ++head_;
+  }
+}
+
+void Hub::Flush() {
+  if (armed_) {
+    armed_ = false;
+    uv_check_stop(check_);
+    uv_idle_stop(idle_);
+  }
+  if (closed_ || head_ >= ready_.size()) return;
+  flush_();  // drains the queue through Front()/Pop(); may queue more (then we are armed again)
+}
+
+void Hub::Add(Transfer* t) {
+  t->next = live_;
+  t->prev = nullptr;
+  if (live_) live_->prev = t;
+  live_ = t;
+  ++live_count_;
+}
+
+void Hub::Remove(Transfer* t) {
+  if (t->prev) t->prev->next = t->next;
+  else if (live_ == t) live_ = t->next;
+  if (t->next) t->next->prev = t->prev;
+  t->prev = t->next = nullptr;
+  --live_count_;
+  if (t->queued) {
+    std::replace(ready_.begin() + static_cast<std::ptrdiff_t>(head_), ready_.end(), t, static_cast<Transfer*>(nullptr));
+    t->queued = false;
+  }
+}
+
+void Hub::Close(const std::function<void(int)>& unref) {
+  if (closed_) return;
+  closed_ = true;
+  for (Transfer* t = live_; t; t = t->next) {
+    t->req = nullptr;  // ~Multi frees the Requests without calling back
+    if (t->ctx_ref != kNoRef) unref(t->ctx_ref);
+    t->ctx_ref = kNoRef;
+    t->pending = 0;
+    t->queued = false;
+    t->waiting = false;
+    t->upload_active = false;
+    if (!t->finished) {
+      t->finished = true;
+      t->kind = http::ErrorKind::kCancelled;
+      t->message = "cancelled: luasync is exiting";
+    }
+  }
+  ready_.clear();
+  head_ = 0;
+  multi_.reset();
+  armed_ = false;
+  uv_close(reinterpret_cast<uv_handle_t*>(check_), &Glue::CheckClosed);
+  uv_close(reinterpret_cast<uv_handle_t*>(idle_), &Glue::IdleClosed);
+  check_ = nullptr;
+  idle_ = nullptr;
+  MaybeDelete();
+}
+
+void Hub::MaybeDelete() {
+  if (closed_ && !live_) delete this;
+}
+
+}  // namespace luasync::lhttp

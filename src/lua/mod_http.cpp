@@ -1,0 +1,428 @@
+// luasync.http_native: the Lua binding of the HTTP transport (src/http). The Lua side is lua/luasync/http.lua.
+//
+//   native.start(ctx, method, url, headers, body, timeout, connect_timeout, max_body, flags, framing, body_size)
+//       -> transfer | nil, message (bad options: nothing was sent)
+//     headers: flat array {name, value, ...} or nil; body: string or nil; times in seconds (0 = none);
+//     max_body: bytes or -1; flags: kStream | kInsecure | kUpload; framing: "sse" | "ndjson" | nil;
+//     body_size: size of a streamed request body or -1 (chunked).
+//   native.set_drain(fn)   fn() runs from the loop whenever transfers have news; it calls native.next()
+//   native.next() -> ctx, event, ... | nothing once every event is taken
+//     kEvHeaders: status, headers   kEvDone: status, headers, body, url   kEvFail: kind, message
+//     kEvReadable: (none)           kEvNeedBody: finished (true: the transfer ended, close the body stream)
+//   native.stats() -> {live=, in_flight=}
+//   t:read() -> string | array of events (framing) | false (nothing yet: a kEvReadable follows) | nil (end)
+//               | nil, kind, message
+//   t:abort()          cancel (silent: no event follows)
+//   t:feed(chunk|nil)  streamed request body: the next chunk, or the end
+//   t:fail(message)    streamed request body: the source failed (the transfer fails, kind "cancelled")
+//
+// `ctx` is the Lua table that receives a transfer's events; it is the userdata's environment, and referenced
+// from the registry while Lua is owed an event, so an abandoned streamed response can be collected (its
+// __gc aborts the transfer). See http_transfer.h for the batching and ownership rules.
+#include <algorithm>
+#include <cmath>
+#include <exception>
+#include <memory>
+#include <new>
+#include <string>
+#include <string_view>
+
+extern "C" {
+#include <lauxlib.h>
+}
+
+#include "lua/http_transfer.h"
+#include "lua/module.h"
+#include "lua/runtime.h"
+
+namespace luasync {
+namespace {
+
+using lhttp::Hub;
+using lhttp::Transfer;
+
+static_assert(LUA_NOREF == -2, "Transfer::ctx_ref uses -2 for 'no reference'");
+
+constexpr const char* kMeta = "luasync.HttpTransfer";
+enum Flags { kStream = 1, kInsecure = 2, kUpload = 4 };
+
+// Per runtime; shared with the shutdown hook, so that either may go first.
+struct Binding {
+  Runtime* rt;
+  Hub* hub = nullptr;  // null once closed
+  int drain_ref = LUA_NOREF;
+};
+using BindingPtr = std::shared_ptr<Binding>;
+
+Binding* GetBinding(lua_State* L) {
+  return static_cast<BindingPtr*>(lua_touserdata(L, lua_upvalueindex(1)))->get();
+}
+
+Transfer* CheckTransfer(lua_State* L) {
+  auto* box = static_cast<Transfer**>(luaL_checkudata(L, 1, kMeta));
+  return *box;  // null after shutdown
+}
+
+void ReleaseIfIdle(lua_State* L, Transfer* t) {
+  if (t->ctx_ref != LUA_NOREF && !t->queued && !t->NeedsRef()) {
+    luaL_unref(L, LUA_REGISTRYINDEX, t->ctx_ref);
+    t->ctx_ref = LUA_NOREF;
+  }
+}
+
+void PushHeaders(lua_State* L, const http::Headers& headers) {
+  lua_createtable(L, 0, static_cast<int>(headers.size()));
+  for (const auto& [name, value] : headers) {
+    lua_pushlstring(L, name.data(), name.size());
+    lua_pushlstring(L, value.data(), value.size());
+    lua_rawset(L, -3);
+  }
+}
+
+// Framed mode: the unread events as one array (a table per SSE event, a string per NDJSON line).
+void PushEvents(lua_State* L, Transfer* t) {
+  const std::string& a = t->arena;
+  lua_createtable(L, static_cast<int>(t->events.size()), 0);
+  int i = 0;
+  for (const lhttp::EventSpan& e : t->events) {
+    if (t->framing == lhttp::Framing::kSse) {
+      lua_createtable(L, 0, 3);
+      lua_pushlstring(L, a.data() + e.type_off, e.type_len);
+      lua_setfield(L, -2, "event");
+      lua_pushlstring(L, a.data() + e.data_off, e.data_len);
+      lua_setfield(L, -2, "data");
+      if (e.id_len > 0) {
+        lua_pushlstring(L, a.data() + e.id_off, e.id_len);
+        lua_setfield(L, -2, "id");
+      }
+    } else {
+      lua_pushlstring(L, a.data() + e.data_off, e.data_len);
+    }
+    lua_rawseti(L, -2, ++i);
+  }
+  t->arena.clear();
+  t->events.clear();
+}
+
+// native.start(...) -> transfer | nil, message
+int l_start(lua_State* L) {
+  Binding* b = GetBinding(L);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  size_t method_len, url_len, body_len = 0;
+  const char* method = luaL_checklstring(L, 2, &method_len);
+  const char* url = luaL_checklstring(L, 3, &url_len);
+  const char* body = lua_isstring(L, 5) ? lua_tolstring(L, 5, &body_len) : nullptr;
+  lua_Number timeout = luaL_optnumber(L, 6, 0), connect_timeout = luaL_optnumber(L, 7, 0);
+  lua_Number max_body = luaL_optnumber(L, 8, -1);
+  int flags = static_cast<int>(luaL_optinteger(L, 9, 0));
+  const char* framing = luaL_optstring(L, 10, nullptr);
+  lua_Number body_size = luaL_optnumber(L, 11, -1);
+  if (!b->hub) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "luasync is shutting down");
+    return 2;
+  }
+  auto* box = static_cast<Transfer**>(lua_newuserdata(L, sizeof(Transfer*)));
+  *box = nullptr;
+  luaL_getmetatable(L, kMeta);
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, 1);
+  lua_setfenv(L, -2);  // stack: ..., transfer
+
+  http::RequestOptions o;
+  o.method.assign(method, method_len);
+  o.url.assign(url, url_len);
+  if (lua_istable(L, 4)) {
+    int n = static_cast<int>(lua_objlen(L, 4));
+    o.headers.reserve(static_cast<size_t>(n / 2));
+    for (int i = 1; i + 1 <= n; i += 2) {
+      lua_rawgeti(L, 4, i);
+      lua_rawgeti(L, 4, i + 1);
+      size_t nl = 0, vl = 0;
+      const char* name = lua_tolstring(L, -2, &nl);
+      const char* value = lua_tolstring(L, -1, &vl);
+      if (name && value) o.headers.emplace_back(std::string(name, nl), std::string(value, vl));
+      lua_pop(L, 2);
+    }
+  }
+  if (body) o.body.assign(body, body_len);
+  auto ms = [](lua_Number s) { return s > 0 ? std::max(1L, static_cast<long>(std::ceil(s * 1000))) : 0L; };
+  o.timeout_ms = ms(timeout);
+  o.connect_timeout_ms = ms(connect_timeout);
+  o.max_body = max_body >= 0 ? static_cast<int64_t>(max_body) : -1;
+  o.insecure = (flags & kInsecure) != 0;
+  o.body_size = body_size >= 0 ? static_cast<int64_t>(body_size) : -1;
+
+  auto* t = new Transfer(b->hub);
+  b->hub->Add(t);
+  *box = t;
+  t->stream = (flags & kStream) != 0;
+  if (t->stream && framing) {
+    t->framing = std::string_view(framing) == "sse" ? lhttp::Framing::kSse : lhttp::Framing::kNdjson;
+  }
+  t->upload_active = (flags & kUpload) != 0;
+  std::string error;
+  bool ok;
+  try {
+    ok = t->Start(std::move(o), &error);
+  } catch (const std::exception& e) {
+    ok = false;
+    error = e.what();
+  }
+  if (!ok) {
+    t->Abort();
+    lua_pushnil(L);
+    lua_pushlstring(L, error.data(), error.size());
+    return 2;
+  }
+  t->ctx_ref = b->rt->Ref(L, 1);
+  return 1;
+}
+
+// native.next() -> ctx, event, ... | nothing
+int l_next(lua_State* L) {
+  Binding* b = GetBinding(L);
+  if (!b->hub) return 0;
+  while (Transfer* t = b->hub->Front()) {
+    unsigned p = t->pending;
+    unsigned ev = 0;  // the order Lua sees them in
+    for (unsigned e : {lhttp::kEvHeaders, lhttp::kEvFail, lhttp::kEvDone, lhttp::kEvNeedBody, lhttp::kEvReadable}) {
+      if (p & e) {
+        ev = e;
+        break;
+      }
+    }
+    if (ev == 0) {
+      b->hub->Pop();
+      ReleaseIfIdle(L, t);
+      continue;
+    }
+    t->pending &= ~ev;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ctx_ref);  // held while queued
+    lua_pushinteger(L, ev);
+    int n = 0;
+    switch (ev) {
+      case lhttp::kEvHeaders:
+        t->final_sent = true;
+        lua_pushinteger(L, t->status);
+        PushHeaders(L, t->headers);
+        n = 2;
+        break;
+      case lhttp::kEvFail:
+        t->final_sent = true;
+        t->pending &= ~lhttp::kEvReadable;  // nobody reads a response that never came
+        lua_pushstring(L, http::KindName(t->kind));
+        lua_pushlstring(L, t->message.data(), t->message.size());
+        n = 2;
+        break;
+      case lhttp::kEvDone:
+        t->final_sent = true;
+        lua_pushinteger(L, t->status);
+        PushHeaders(L, t->headers);
+        lua_pushlstring(L, t->body.data(), t->body.size());
+        lua_pushlstring(L, t->url.data(), t->url.size());
+        std::string().swap(t->body);
+        http::Headers().swap(t->headers);
+        n = 4;
+        break;
+      case lhttp::kEvNeedBody:
+        if (t->finished) t->upload_active = false;
+        lua_pushboolean(L, t->finished);
+        n = 1;
+        break;
+      default:
+        break;
+    }
+    if (t->pending == 0) {
+      b->hub->Pop();
+      ReleaseIfIdle(L, t);
+    }
+    return 2 + n;
+  }
+  return 0;
+}
+
+// t:read() -> string | events | false | nil | nil, kind, message
+int l_read(lua_State* L) {
+  Transfer* t = CheckTransfer(L);
+  if (!t) return 0;
+  if (t->framed) {
+    if (!t->events.empty()) {
+      PushEvents(L, t);
+      t->Drained();
+      return 1;
+    }
+  } else if (!t->body.empty()) {
+    lua_pushlstring(L, t->body.data(), t->body.size());
+    t->body.clear();
+    t->Drained();
+    return 1;
+  }
+  if (t->finished) {
+    if (t->kind == http::ErrorKind::kOk || t->aborted) return 0;
+    lua_pushnil(L);
+    lua_pushstring(L, http::KindName(t->kind));
+    lua_pushlstring(L, t->message.data(), t->message.size());
+    return 3;
+  }
+  t->waiting = true;
+  if (t->ctx_ref == LUA_NOREF) {
+    lua_getfenv(L, 1);
+    t->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  t->Drained();  // nothing is buffered: make sure the transfer is not paused
+  lua_pushboolean(L, 0);
+  return 1;
+}
+
+// t:abort()
+int l_abort(lua_State* L) {
+  if (Transfer* t = CheckTransfer(L)) {
+    t->Abort();
+    ReleaseIfIdle(L, t);
+  }
+  return 0;
+}
+
+// t:feed(chunk | nil)
+int l_feed(lua_State* L) {
+  Transfer* t = CheckTransfer(L);
+  if (!t || !t->upload_active) return 0;
+  size_t len = 0;
+  const char* chunk = lua_tolstring(L, 2, &len);
+  if (chunk) {
+    t->upload.append(chunk, len);
+  } else {
+    t->upload_end = true;
+    t->upload_active = false;
+  }
+  t->BodyReady();
+  ReleaseIfIdle(L, t);
+  return 0;
+}
+
+// t:fail(message)
+int l_fail(lua_State* L) {
+  Transfer* t = CheckTransfer(L);
+  if (!t || !t->upload_active) return 0;
+  size_t len = 0;
+  const char* msg = luaL_optlstring(L, 2, "body stream failed", &len);
+  t->upload_error.assign(msg, len);
+  t->upload_failed = true;
+  t->upload_active = false;
+  t->BodyReady();
+  ReleaseIfIdle(L, t);
+  return 0;
+}
+
+int l_gc(lua_State* L) {
+  auto* box = static_cast<Transfer**>(lua_touserdata(L, 1));
+  Transfer* t = *box;
+  if (!t) return 0;
+  *box = nullptr;
+  Hub* hub = t->hub;
+  if (!hub->closed()) {
+    t->Abort();
+    if (t->ctx_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, t->ctx_ref);
+  }
+  delete t;
+  hub->MaybeDelete();
+  return 0;
+}
+
+// native.set_drain(fn)
+int l_set_drain(lua_State* L) {
+  Binding* b = GetBinding(L);
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  b->rt->Unref(b->drain_ref);
+  b->drain_ref = b->rt->Ref(L, 1);
+  return 0;
+}
+
+// native.stats() -> {live=, in_flight=}
+int l_stats(lua_State* L) {
+  Binding* b = GetBinding(L);
+  lua_createtable(L, 0, 2);
+  int in_flight = 0;
+  if (b->hub) in_flight = static_cast<int>(b->hub->in_flight());
+  lua_pushinteger(L, in_flight);
+  lua_setfield(L, -2, "in_flight");
+  lua_pushinteger(L, b->hub ? static_cast<int>(b->hub->live()) : 0);
+  lua_setfield(L, -2, "live");
+  return 1;
+}
+
+int l_binding_gc(lua_State* L) {
+  static_cast<BindingPtr*>(lua_touserdata(L, 1))->~BindingPtr();
+  return 0;
+}
+
+int luaopen_http_native(lua_State* L) {
+  Runtime* rt = Runtime::Get(L);
+  auto binding = std::make_shared<Binding>();
+  binding->rt = rt;
+  Binding* raw = binding.get();
+  binding->hub = new Hub(rt->loop(), [raw] {
+    if (!raw->rt->L() || raw->drain_ref == LUA_NOREF) return;
+    raw->rt->PushRef(raw->drain_ref);
+    raw->rt->Dispatch(0);
+  });
+  rt->AtShutdown([binding] {
+    Hub* hub = binding->hub;
+    if (!hub) return;
+    binding->hub = nullptr;
+    Runtime* rt = binding->rt;
+    hub->Close([rt](int ref) { rt->Unref(ref); });
+    rt->Unref(binding->drain_ref);
+    binding->drain_ref = LUA_NOREF;
+  });
+
+  luaL_newmetatable(L, kMeta);
+  static const luaL_Reg methods[] = {
+      {"read", l_read}, {"abort", l_abort}, {"feed", l_feed}, {"fail", l_fail}, {nullptr, nullptr}};
+  lua_newtable(L);
+  luaL_register(L, nullptr, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, l_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+
+  lua_newtable(L);
+  static const luaL_Reg fns[] = {{"start", l_start},
+                                 {"next", l_next},
+                                 {"set_drain", l_set_drain},
+                                 {"stats", l_stats},
+                                 {nullptr, nullptr}};
+  for (const luaL_Reg* f = fns; f->name; ++f) {
+    new (lua_newuserdata(L, sizeof(BindingPtr))) BindingPtr(binding);
+    lua_newtable(L);
+    lua_pushcfunction(L, l_binding_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_pushcclosure(L, f->func, 1);
+    lua_setfield(L, -2, f->name);
+  }
+  lua_pushinteger(L, lhttp::kEvHeaders);
+  lua_setfield(L, -2, "HEADERS");
+  lua_pushinteger(L, lhttp::kEvDone);
+  lua_setfield(L, -2, "DONE");
+  lua_pushinteger(L, lhttp::kEvFail);
+  lua_setfield(L, -2, "FAIL");
+  lua_pushinteger(L, lhttp::kEvReadable);
+  lua_setfield(L, -2, "READABLE");
+  lua_pushinteger(L, lhttp::kEvNeedBody);
+  lua_setfield(L, -2, "NEED_BODY");
+  lua_pushinteger(L, kStream);
+  lua_setfield(L, -2, "STREAM");
+  lua_pushinteger(L, kInsecure);
+  lua_setfield(L, -2, "INSECURE");
+  lua_pushinteger(L, kUpload);
+  lua_setfield(L, -2, "UPLOAD");
+  return 1;
+}
+
+}  // namespace
+
+LUASYNC_MODULE("luasync.http_native", luaopen_http_native);
+
+}  // namespace luasync
