@@ -406,8 +406,13 @@ void Runtime::Shutdown() {
       reinterpret_cast<uv_handle_t*>(&sighup_),  reinterpret_cast<uv_handle_t*>(&flush_prepare_)};
   for (uv_handle_t* h : own)
     if (!uv_is_closing(h)) uv_close(h, nullptr);
-  for (int i = 0; i < 1000 && uv_loop_close(&loop_) == UV_EBUSY; i++) uv_run(&loop_, UV_RUN_NOWAIT);
-  if (uv_loop_close(&loop_) == UV_EBUSY && std::getenv("LUASYNC_DEBUG_HANDLES")) {
+  int closed = uv_loop_close(&loop_);
+  for (int i = 0; i < 1000 && closed == UV_EBUSY; i++) {
+    uv_run(&loop_, UV_RUN_NOWAIT);
+    closed = uv_loop_close(&loop_);
+  }
+  // Not uv_loop_close again: once it has succeeded, the loop is gone (debug libuv fills it with garbage).
+  if (closed == UV_EBUSY && std::getenv("LUASYNC_DEBUG_HANDLES")) {
     std::fprintf(stderr, "luasync: handles still open at exit:\n");
     uv_print_all_handles(&loop_, stderr);
   }
