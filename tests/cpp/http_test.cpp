@@ -780,22 +780,23 @@ TEST_CASE("http: Abort cancels at once and no callback runs afterwards", "[http]
       CHECK(aborted);
     }
     SECTION("from a timer, mid-transfer") {
-      int chunks = 0;
+      int chunks = 0, chunks_at_abort = -1;
+      Request* request = nullptr;
       RequestCallbacks cb;
       cb.on_chunk = [&](const char*, size_t) {
-        ++chunks;
+        if (++chunks == 1) {  // abort from a timer 50 ms after the body started: mid-transfer, outside curl
+          TestTimer::Start(&l.loop, 50, [&](TestTimer* t) {
+            chunks_at_abort = chunks;
+            request->Abort();
+            CHECK(multi.active() == 0);  // freed at once
+            t->Close();
+          });
+        }
         return false;
       };
       cb.on_done = [&](Result&&) { ++after_abort; };
-      Request* request = multi.Start(Get("/slow?chunks=50&delay=0.02"), cb, nullptr);
+      request = multi.Start(Get("/slow?chunks=50&delay=0.02"), cb, nullptr);
       REQUIRE(request != nullptr);
-      int chunks_at_abort = -1;
-      TestTimer::Start(&l.loop, 150, [&](TestTimer* t) {
-        chunks_at_abort = chunks;
-        request->Abort();
-        CHECK(multi.active() == 0);  // freed at once
-        t->Close();
-      });
       l.Run();
       CHECK(chunks_at_abort > 0);
       CHECK(chunks == chunks_at_abort);
@@ -928,30 +929,35 @@ TEST_CASE("http: Pause from outside a callback holds delivery until Resume", "[h
     bool paused = false;
     int chunks_while_paused = 0;
     RequestCallbacks cb;
+    size_t size_at_pause = 0, size_at_resume = 0;
+    Request* request = nullptr;
+    // After the first chunk: Pause() from a timer (outside curl), Resume() 200 ms later from another timer.
+    auto pause_then_resume = [&]() {
+      TestTimer::Start(&l.loop, 0, [&](TestTimer* t) {
+        request->Pause();
+        CHECK(request->paused());
+        paused = true;
+        size_at_pause = body.size();
+        t->Close();
+        TestTimer::Start(&l.loop, 200, [&](TestTimer* t2) {
+          size_at_resume = body.size();
+          paused = false;
+          request->Resume();  // held data comes from a later loop callback, not from inside Resume()
+          CHECK(body.size() == size_at_resume);
+          t2->Close();
+        });
+      });
+    };
     cb.on_chunk = [&](const char* data, size_t len) {
       if (paused) ++chunks_while_paused;
+      if (body.empty()) pause_then_resume();
       body.append(data, len);
       return false;
     };
     Result result;
     cb.on_done = [&](Result&& r) { result = std::move(r); };
-    Request* request = multi.Start(Get("/slow?chunks=10&delay=0.02"), cb, nullptr);
+    request = multi.Start(Get("/slow?chunks=10&delay=0.02"), cb, nullptr);
     REQUIRE(request != nullptr);
-    size_t size_at_pause = 0, size_at_resume = 0;
-    TestTimer::Start(&l.loop, 50, [&](TestTimer* t) {
-      request->Pause();
-      CHECK(request->paused());
-      paused = true;
-      size_at_pause = body.size();
-      t->Close();
-    });
-    TestTimer::Start(&l.loop, 250, [&](TestTimer* t) {
-      size_at_resume = body.size();
-      paused = false;
-      request->Resume();  // held data comes from a later loop callback, not from inside Resume()
-      CHECK(body.size() == size_at_resume);
-      t->Close();
-    });
     l.Run();
     CHECK(result.kind == ErrorKind::kOk);
     CHECK(size_at_pause > 0);
@@ -976,17 +982,18 @@ TEST_CASE("http: destroying the Multi with transfers in flight frees everything"
       RequestCallbacks cb;
       cb.on_chunk = [&](const char*, size_t) {
         callbacks_after += destroyed;
-        ++chunks;
+        if (++chunks == 1) {  // bodies are flowing: destroy the Multi 50 ms later, from a timer
+          TestTimer::Start(&l.loop, 50, [&](TestTimer* t) {
+            multi.reset();
+            destroyed = true;
+            t->Close();
+          });
+        }
         return false;
       };
       cb.on_done = [&](Result&&) { ++callbacks_after; };
       REQUIRE(multi->Start(Get(i % 2 ? "/hang" : "/slow?chunks=100&delay=0.02"), cb, nullptr) != nullptr);
     }
-    TestTimer::Start(&l.loop, 100, [&](TestTimer* t) {
-      multi.reset();
-      destroyed = true;
-      t->Close();
-    });
     l.Run();
     CHECK(destroyed);
     CHECK(chunks > 0);
