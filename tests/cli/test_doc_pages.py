@@ -5,6 +5,7 @@
 import os
 import re
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lstest import ROOT, Suite  # noqa: E402
@@ -160,5 +161,43 @@ s.eq("comparison: stdin line by line", (r.rc, r.out, r.err), (0, "3\tlines with 
 big = b"".join(b"line %d%s\n" % (i, b" error" if i % 10 == 0 else b"") for i in range(100000))
 r = s.lua(lines, input=big)
 s.eq("comparison: stdin line by line, 100,000 lines", (r.rc, r.out), (0, "10000\tlines with errors\n"), r.err)
+
+# The HTTP snippets (fetch loop, timeout) against a loopback server.
+import http.server  # noqa: E402
+import threading  # noqa: E402
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/slow":
+            time.sleep(4)
+        body = b"ok"
+        self.send_response(200 if self.path != "/missing" else 404)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+server.daemon_threads = True
+threading.Thread(target=server.serve_forever, daemon=True).start()
+base = "http://127.0.0.1:%d" % server.server_address[1]
+try:
+    fetch_loop = next(b for b in lua_blocks if "Promise.map" in b)
+    urls = "local urls = { %s }\n" % ", ".join('"%s/%s"' % (base, p) for p in ["a", "missing", "b"] * 4)
+    r = s.lua(urls + fetch_loop)
+    s.eq("comparison: concurrent fetch loop", (r.rc, r.out, r.err), (0, " ".join(["200 404 200"] * 4) + "\n", ""))
+
+    timeout = next(b for b in lua_blocks if ":timeout(2)" in b)
+    start = time.time()
+    r = s.lua('local url = "%s/slow"\n' % base + timeout)
+    took = time.time() - start
+    s.eq("comparison: timeout around a call", (r.rc, r.out, r.err), (0, "timed out\n", ""))
+    s.check("comparison: the timeout fired after about 2 s", 1.9 < took < 3.9, "took %.2f s" % took)
+finally:
+    server.shutdown()
 
 s.done()

@@ -2,6 +2,7 @@
 verbatim, and running it prints exactly the output the guide shows."""
 import os
 import re
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -72,9 +73,34 @@ r = s.run([EX + "guide_pipe.lua"], input=("\n".join(names) + "\n").encode(), cwd
 s.eq("guide_pipe.lua keeps the order of 200 lines", (r.rc, r.out),
      (0, "".join("%s has %d letters\n" % (n, len(n)) for n in names)), r.err)
 
-# The LLM example needs a provider: it must at least compile.
-r = s.run(["-e", "assert(loadfile('docs/examples/guide_summarize.lua')) print('compiles')"], cwd=ROOT)
-s.eq("guide_summarize.lua compiles", (r.rc, r.out, r.err), (0, "compiles\n", ""))
+# The LLM example, with the environment variables the guide shows, against the fake provider
+# (tests/fixtures/llm_server.py replies "echo: <prompt>" in each wire format).
+server = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "fixtures", "llm_server.py"), "--port", "0"],
+                          stdout=subprocess.PIPE)
+try:
+    port = int(server.stdout.readline())
+    base = "127.0.0.1:%d" % port
+    providers = {
+        "openai": {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": "http://%s/v1" % base},
+        "anthropic": {"ANTHROPIC_API_KEY": "sk-ant-test", "ANTHROPIC_BASE_URL": "http://" + base},
+        "ollama": {"OLLAMA_HOST": base},
+    }
+    for name, env in providers.items():
+        s.contains("guide shows the variables for " + name, GUIDE, "export LUASYNC_LLM_PROVIDER=" + name + "\n")
+        for var in env:
+            s.contains("guide shows " + var, GUIDE, "export " + var + "=")
+        env = dict(env, LUASYNC_LLM_PROVIDER=name, LUASYNC_LLM_MODEL="fake-model")
+        r = s.run(["--llm-usage", EX + "guide_summarize.lua"], input=b"the cat sat\n\nhello world\n", env=env,
+                  cwd=ROOT)
+        s.eq("guide_summarize.lua with " + name, (r.rc, r.out),
+             (0, "echo: Summarize in one sentence: the cat sat\necho: Summarize in one sentence: hello world\n"), r)
+        s.contains("--llm-usage reports the model (%s)" % name, r.err, "fake-model")
+finally:
+    server.terminate()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
 
 run("guide_error.lua exits 1 with an async traceback", [EX + "guide_error.lua"], 1, "",
     "docs/examples/guide_error.lua:4: not a number: abc\n"
