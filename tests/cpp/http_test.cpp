@@ -308,7 +308,7 @@ TEST_CASE("http: slow body arrives in several chunks over time", "[http]") {
     double elapsed = Now() - t0;
     CHECK(r.kind == ErrorKind::kOk);
     CHECK(body == "chunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n");
-    CHECK(chunks >= 3);
+    CHECK(chunks >= 2);  // 50 ms apart; only a badly starved client would see them merged
     CHECK(elapsed >= 0.19);
   }
   Finish(l);
@@ -529,6 +529,23 @@ TEST_CASE("http: redirects are followed up to 10 times on GET only", "[http]") {
       Result r = Fetch(l, multi, o);
       CHECK(r.status == 302);
     }
+  }
+  Finish(l);
+}
+
+TEST_CASE("http: sequential requests reuse the connection", "[http]") {
+  REQUIRE_SERVER();
+  Loop l;
+  {
+    Multi multi(&l.loop);
+    std::vector<int> ports;
+    for (int i = 0; i < 3; ++i) {
+      Result r = Fetch(l, multi, Get("/echo"));
+      REQUIRE(r.kind == ErrorKind::kOk);
+      ports.push_back(nlohmann::json::parse(r.body)["client_port"].get<int>());
+    }
+    CHECK(ports[0] == ports[1]);
+    CHECK(ports[1] == ports[2]);
   }
   Finish(l);
 }
