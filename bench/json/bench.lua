@@ -1,11 +1,14 @@
 -- Times json.decode and json.encode on one file; prints one line:
 --   decode_ms <median> encode_ms <median> bytes <input size> out_bytes <output size>
 --
---   luasync bench/json/bench.lua FILE [RUNS]          the global json (luasync.json)
+--   luasync bench/json/bench.lua FILE [RUNS] [MODULE] [MODE]
 --   luajit  bench/json/bench.lua FILE [RUNS] cjson    any module with decode/encode
-local path, runs, modname = arg[1], tonumber(arg[2]) or 7, arg[3]
-assert(path, "usage: bench.lua FILE [RUNS] [MODULE]")
-local json = modname and require(modname) or json
+-- MODULE "" (or none) means the global json; MODE is compact (default),
+-- sorted ({sort_keys=true}) or pretty ({pretty=true}), for luasync.json.
+local path, runs, modname, mode = arg[1], tonumber(arg[2]) or 7, arg[3], arg[4] or "compact"
+assert(path, "usage: bench.lua FILE [RUNS] [MODULE] [MODE]")
+local json = (modname and modname ~= "") and require(modname) or json
+local opts = ({ compact = nil, sorted = { sort_keys = true }, pretty = { pretty = true } })[mode]
 
 local f = assert(io.open(path, "rb"))
 local text = f:read("*a")
@@ -29,7 +32,7 @@ for i = 1, runs do
   dec[i] = os.clock() - t0
   collectgarbage()
   t0 = os.clock()
-  out = json.encode(value)
+  if opts then out = json.encode(value, opts) else out = json.encode(value) end
   enc[i] = os.clock() - t0
 end
 print(string.format("decode_ms %.1f encode_ms %.1f bytes %d out_bytes %d",

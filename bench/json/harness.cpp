@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const char* fast = std::getenv("JSON_FAST_PATH");
-  luasync::json::SetStringFastPath(!(fast && std::strcmp(fast, "0") == 0));
+  luasync::json::SetFastPath(!(fast && std::strcmp(fast, "0") == 0));
   lua_State* L = luaL_newstate();
   luaL_openlibs(L);
   luasync::luaopen_luasync_json(L);

@@ -32,6 +32,8 @@ measure() {  # name command... ; appends "name decode_ms encode_ms"
 
 if [ -x "$bin" ]; then
   measure luasync.json "$bin" bench/json/bench.lua "$doc" "$runs"
+  measure "  sort_keys=true" "$bin" bench/json/bench.lua "$doc" "$runs" "" sorted
+  measure "  pretty=true" "$bin" bench/json/bench.lua "$doc" "$runs" "" pretty
 else
   echo "skipped luasync.json: no binary at $bin (set LUASYNC_BIN)" >&2
 fi
@@ -55,6 +57,7 @@ bytes=$(wc -c <"$doc")
 echo "document: $doc ($bytes bytes), median of $runs runs, CPU time"
 printf '%s\n' "${results[@]}" | awk -v mb="$(awk -v b="$bytes" 'BEGIN{print b/1e6}')" '
   { n = NF; name[NR] = $1; for (i = 2; i <= n - 2; i++) name[NR] = name[NR] " " $i
+    if (substr($0, 1, 2) == "  ") name[NR] = "  " name[NR]
     dec[NR] = $(n - 1); enc[NR] = $n
     if (name[NR] == "lua-cjson") { cd = dec[NR]; ce = enc[NR] }
     if (name[NR] ~ /^node/) { nd = dec[NR]; ne = enc[NR] } }

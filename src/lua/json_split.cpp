@@ -1,6 +1,7 @@
 #include "lua/json_split.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdint>
 #include <cstring>
 
@@ -56,40 +57,68 @@ inline size_t Utf8At(const char* p, const char* end) {
   return Utf8Length(reinterpret_cast<const unsigned char*>(p), static_cast<size_t>(end - p));
 }
 
+// What a byte outside string literals starts: copied as is, a string, a number.
+enum Outside : uint8_t { kCopy, kQuote, kDigits };
+struct OutsideTable {
+  Outside cls[256];
+  bool ends_number[256];  // may follow a number: the lexer then ends it there
+  constexpr OutsideTable() : cls(), ends_number() {
+    cls['"'] = kQuote;
+    cls['-'] = kDigits;
+    for (int c = '0'; c <= '9'; ++c) cls[c] = kDigits;
+    for (unsigned char c : {' ', '\t', '\n', '\r', ',', ']', '}'}) ends_number[c] = true;
+  }
+};
+constexpr OutsideTable kOutside;
+
+inline bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+
 }  // namespace
 
-StringSplitter::StringSplitter(const char* text, size_t n)
+LiteralSplitter::LiteralSplitter(const char* text, size_t n)
     : input_(text), pos_(text), end_(text + n), window_(new char[kWindow + 2]) {}
 
-// Fills the window with the next stretch of skeleton: plain text is copied,
-// each literal (always whole, however long) becomes "". Called only when the
-// parser has consumed the window, and so has taken all its literals.
-bool StringSplitter::Refill() {
+// Fills the window with the next stretch of skeleton: other text is copied,
+// each string literal (always whole, however long) becomes "" and each number
+// becomes 0. Called when the parser has consumed the window. It has taken all
+// its strings then, but maybe not the last number: the lexer reads one byte
+// past a number before it reports it.
+bool LiteralSplitter::Refill() {
   if (failed_ || pos_ == end_) return false;
-  if (next_ != pieces_.size()) {  // the parser skipped a literal: cannot happen
-    failed_ = true;
+  if (next_string_ != strings_.size() || numbers_.size() - next_number_ > 1) {
+    failed_ = true;  // the parser skipped a literal: cannot happen
     return false;
   }
-  pieces_.clear();
-  next_ = 0;
+  strings_.clear();
+  next_string_ = 0;
+  numbers_.erase(numbers_.begin(), numbers_.begin() + static_cast<std::ptrdiff_t>(next_number_));
+  next_number_ = 0;
   arena_.clear();
   char* w = window_.get();
   char* const full = w + kWindow;
   while (pos_ < end_ && w < full) {
-    const size_t avail = std::min(static_cast<size_t>(end_ - pos_), static_cast<size_t>(full - w));
-    const char* quote = static_cast<const char*>(std::memchr(pos_, '"', avail));
-    const size_t run = quote ? static_cast<size_t>(quote - pos_) : avail;
-    std::memcpy(w, pos_, run);
-    w += run;
-    pos_ += run;
-    if (!quote) continue;
-    w[0] = w[1] = '"';  // run < avail, so the two bytes fit in the slack
-    w += 2;
-    ++pos_;
-    if (!String()) {
-      failed_ = true;
-      return false;
+    switch (kOutside.cls[static_cast<unsigned char>(*pos_)]) {
+      case kCopy: {
+        const char* run = pos_;
+        const char* lim = pos_ + std::min(end_ - pos_, full - w);
+        while (run < lim && kOutside.cls[static_cast<unsigned char>(*run)] == kCopy) ++run;
+        std::memcpy(w, pos_, static_cast<size_t>(run - pos_));
+        w += run - pos_;
+        pos_ = run;
+        break;
+      }
+      case kQuote:  // the window has 2 bytes of slack for this
+        *w++ = '"';
+        *w++ = '"';
+        ++pos_;
+        if (!String()) failed_ = true;
+        break;
+      case kDigits:
+        *w++ = '0';
+        if (!NumberLiteral()) failed_ = true;
+        break;
     }
+    if (failed_) return false;
   }
   cur_ = window_.get();
   lim_ = w;
@@ -100,16 +129,76 @@ bool StringSplitter::Refill() {
   return cur_ != lim_;
 }
 
+// pos_ is at '-' or a digit. Reads the number as nlohmann would, or fails.
+bool LiteralSplitter::NumberLiteral() {
+  const char* const start = pos_;
+  const char* p = pos_;
+  const bool negative = *p == '-';
+  if (negative) ++p;
+  if (p == end_) return false;
+  if (*p == '0') {
+    ++p;
+  } else if (*p >= '1' && *p <= '9') {
+    while (p < end_ && IsDigit(*p)) ++p;
+  } else {
+    return false;
+  }
+  const char* const int_end = p;
+  if (p < end_ && *p == '.') {
+    const char* digits = ++p;
+    while (p < end_ && IsDigit(*p)) ++p;
+    if (p == digits) return false;
+  }
+  if (p < end_ && (*p == 'e' || *p == 'E')) {
+    ++p;
+    if (p < end_ && (*p == '+' || *p == '-')) ++p;
+    const char* digits = p;
+    while (p < end_ && IsDigit(*p)) ++p;
+    if (p == digits) return false;
+  }
+  if (p < end_ && !kOutside.ends_number[static_cast<unsigned char>(*p)]) return false;
+  pos_ = p;
+
+  Number n;
+  if (p == int_end) {  // an integer: 64 bits if it fits, as strtoull/strtoll
+    uint64_t v = 0;
+    bool fits = true;
+    for (const char* q = start + negative; q < int_end && fits; ++q) {
+      fits = !__builtin_mul_overflow(v, 10u, &v) && !__builtin_add_overflow(v, static_cast<unsigned>(*q - '0'), &v);
+    }
+    constexpr uint64_t kMinMagnitude = uint64_t{1} << 63;  // of INT64_MIN
+    if (fits && !negative) {
+      n.kind = Number::kUnsigned;
+      n.u = v;
+      numbers_.push_back(n);
+      return true;
+    }
+    if (fits && v <= kMinMagnitude) {
+      n.kind = Number::kInteger;
+      n.i = v == kMinMagnitude ? INT64_MIN : -static_cast<int64_t>(v);
+      numbers_.push_back(n);
+      return true;
+    }
+  }
+  // Correctly rounded, as glibc's strtod is. Out of range either way is left
+  // to nlohmann: overflow is an error there, underflow gives 0 or a denormal.
+  const auto r = std::from_chars(start, p, n.d);
+  if (r.ec != std::errc() || r.ptr != p) return false;
+  n.kind = Number::kFloat;
+  numbers_.push_back(n);
+  return true;
+}
+
 // pos_ is just past an opening quote; on success it is left just past the
 // closing one. Literals without escapes are recorded in place.
-bool StringSplitter::String() {
+bool LiteralSplitter::String() {
   const char* start = pos_;
   for (;;) {
     pos_ += Plain(pos_, end_);
     if (pos_ >= end_) return false;  // no closing quote
     const auto c = static_cast<unsigned char>(*pos_);
     if (c == '"') {
-      pieces_.push_back({static_cast<size_t>(start - input_), static_cast<size_t>(pos_ - start)});
+      strings_.push_back({static_cast<size_t>(start - input_), static_cast<size_t>(pos_ - start)});
       ++pos_;
       return true;
     }
@@ -123,7 +212,7 @@ bool StringSplitter::String() {
 
 // The rest of a literal that has escapes, unescaped into the arena. Bytes
 // are appended in spans between escapes; UTF-8 sequences are only validated.
-bool StringSplitter::Escaped(const char* start) {
+bool LiteralSplitter::Escaped(const char* start) {
   const size_t off = arena_.size();
   const char* span = start;  // [span, pos_) is checked but not yet appended
   for (;;) {
@@ -139,7 +228,7 @@ bool StringSplitter::Escaped(const char* start) {
     if (c < 0x20) return false;
     arena_.append(span, static_cast<size_t>(pos_ - span));
     if (c == '"') {
-      pieces_.push_back({off | kInArena, arena_.size() - off});
+      strings_.push_back({off | kInArena, arena_.size() - off});
       ++pos_;
       return true;
     }
@@ -149,7 +238,7 @@ bool StringSplitter::Escaped(const char* start) {
 }
 
 // pos_ is at a backslash; appends what the escape stands for and moves past it.
-bool StringSplitter::Escape() {
+bool LiteralSplitter::Escape() {
   const char* p = pos_;
   if (end_ - p < 2) return false;
   char c;

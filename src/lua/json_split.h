@@ -1,17 +1,23 @@
-// Fast path for json.decode. nlohmann_json's lexer copies string literals one
-// byte at a time (twice: into the token and into an error-report buffer), and
-// strings are most of a typical LLM response. So the parser reads a
-// "skeleton" of the text instead, in which every string literal is replaced by
-// "", and each string token it reports stands for the next literal here,
-// checked and unescaped by a scanner that reads 8 bytes at a time. Grammar,
-// numbers and every error message stay nlohmann's: when anything fails here,
-// json.decode parses the original text, which reports the error.
+// Fast path for json.decode. nlohmann_json's lexer copies every byte of a
+// token twice (into the token and into an error-report buffer) and converts
+// numbers with strtod/strtoull; string and number literals are most of a
+// typical LLM response. So the parser reads a "skeleton" of the text instead,
+// in which every string literal is replaced by "" and every number by 0, and
+// each such token it reports stands for the next literal here. Literals are
+// checked and converted by a scanner that reads strings 8 bytes at a time and
+// numbers with std::from_chars.
+//
+// Grammar, nesting and every error message stay nlohmann's: the scanner
+// accepts only what nlohmann accepts, and when it meets anything else,
+// json.decode parses the original text with nlohmann alone, which reports the
+// error (or, if the scanner was merely cautious, gives the result).
 //
 // The skeleton is produced in small windows as the parser pulls it, so memory
 // stays in cache and no buffer the size of the text is allocated.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <iterator>
 #include <memory>
 #include <string>
@@ -20,11 +26,21 @@
 
 namespace luasync::json {
 
-class StringSplitter {
+class LiteralSplitter {
  public:
-  StringSplitter(const char* text, size_t n);
-  StringSplitter(const StringSplitter&) = delete;
-  StringSplitter& operator=(const StringSplitter&) = delete;
+  /// A number literal, typed as nlohmann's lexer types it.
+  struct Number {
+    enum Kind : uint8_t { kUnsigned, kInteger, kFloat } kind;
+    union {
+      uint64_t u;  // non-negative integers that fit
+      int64_t i;   // negative integers that fit
+      double d;    // everything else
+    };
+  };
+
+  LiteralSplitter(const char* text, size_t n);
+  LiteralSplitter(const LiteralSplitter&) = delete;
+  LiteralSplitter& operator=(const LiteralSplitter&) = delete;
 
   /// Input iterator over the skeleton, for nlohmann's iterator input adapter,
   /// which only dereferences, increments and compares with end().
@@ -36,7 +52,7 @@ class StringSplitter {
     using pointer = const char*;
     using reference = char;
 
-    explicit Iterator(StringSplitter* s) : s_(s) {}
+    explicit Iterator(LiteralSplitter* s) : s_(s) {}
     char operator*() const { return *s_->cur_; }
     Iterator& operator++() {
       ++s_->cur_;
@@ -47,30 +63,40 @@ class StringSplitter {
     bool operator==(const Iterator& o) const { return !(*this != o); }
 
    private:
-    StringSplitter* s_;
+    LiteralSplitter* s_;
   };
 
   Iterator begin() { return Iterator(this); }
   Iterator end() { return Iterator(this); }
 
-  /// The literal behind the parser's next string token, unescaped; valid
-  /// until the next call. False if there is none (cannot happen in a
+  /// The string behind the parser's next string token, unescaped; valid until
+  /// the next refill. False if there is none (which cannot happen in a
   /// successful parse; the caller then falls back).
-  bool Next(std::string_view* literal) {
-    if (next_ == pieces_.size()) return false;
-    const Piece& p = pieces_[next_++];
+  bool NextString(std::string_view* s) {
+    if (next_string_ == strings_.size()) return false;
+    const Piece& p = strings_[next_string_++];
     const char* base = (p.off & kInArena) ? arena_.data() + (p.off & ~kInArena) : input_ + p.off;
-    *literal = {base, p.len};
+    *s = {base, p.len};
+    return true;
+  }
+  /// The number behind the parser's next number token; false if there is none.
+  bool NextNumber(Number* n) {
+    if (next_number_ == numbers_.size()) return false;
+    *n = numbers_[next_number_++];
     return true;
   }
 
-  /// After a successful parse: true if the whole text was split without
-  /// error and every literal was taken. False means: parse the original text.
-  /// The scanner rejects exactly what nlohmann's lexer rejects in strings:
-  /// UTF-8 per Unicode table 3-7, no raw control characters, only the escapes
-  /// \" \\ \/ \b \f \n \r \t \uXXXX with paired surrogates (\u0000 is fine).
-  /// It also rejects any NUL byte, which the lexer takes for end of input.
-  bool Done() const { return !failed_ && pos_ == end_ && next_ == pieces_.size(); }
+  /// After a successful parse: true if the whole text was split and every
+  /// literal was taken. False means: parse the original text instead.
+  /// Strings follow nlohmann's rules: UTF-8 per Unicode table 3-7, no raw
+  /// control characters, only the escapes \" \\ \/ \b \f \n \r \t \uXXXX with
+  /// paired surrogates (\u0000 is fine). Numbers follow RFC 8259 and must be
+  /// followed by whitespace, ',', ']', '}' or the end; integers that do not
+  /// fit 64 bits become doubles; a double that overflows or underflows is
+  /// left to nlohmann. Any NUL byte (the lexer's end of input) fails.
+  bool Done() const {
+    return !failed_ && pos_ == end_ && next_string_ == strings_.size() && next_number_ == numbers_.size();
+  }
 
  private:
   static constexpr size_t kWindow = 32 * 1024;
@@ -84,6 +110,7 @@ class StringSplitter {
   bool String();
   bool Escaped(const char* start);
   bool Escape();
+  bool NumberLiteral();
 
   const char* input_;
   const char* pos_;  // next byte of the text to split
@@ -91,9 +118,12 @@ class StringSplitter {
   std::unique_ptr<char[]> window_;  // kWindow + 2 bytes of skeleton
   const char* cur_ = nullptr;       // the parser's position in window_
   const char* lim_ = nullptr;
-  std::vector<Piece> pieces_;  // literals behind window_'s string tokens
-  size_t next_ = 0;            // the next one to hand out
-  std::string arena_;          // those that had escapes, unescaped
+  // The literals behind window_'s tokens, and the next ones to hand out.
+  std::vector<Piece> strings_;
+  size_t next_string_ = 0;
+  std::vector<Number> numbers_;
+  size_t next_number_ = 0;
+  std::string arena_;  // strings that had escapes, unescaped
   bool failed_ = false;
 };
 

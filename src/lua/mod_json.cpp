@@ -99,13 +99,13 @@ std::string TokenName(const std::string& t) {
 // recorded and the handler returns false: raising a Lua error from inside the
 // parser would unwind through nlohmann's frames.
 //
-// With a StringSplitter the parser reads its skeleton, and each string token
-// stands for the splitter's next literal. Errors then carry no message: the
-// caller parses the original text again to report them.
+// With a LiteralSplitter the parser reads its skeleton, and each string or
+// number token stands for the splitter's next literal. Errors then carry no
+// message: the caller parses the original text again to report them.
 class Decoder {
  public:
-  Decoder(lua_State* L, const char* s, size_t n, StringSplitter* strings)
-      : L_(L), input_(s), len_(n), strings_(strings), frames_(kMaxDepth + 1) {}
+  Decoder(lua_State* L, const char* s, size_t n, LiteralSplitter* literals)
+      : L_(L), input_(s), len_(n), literals_(literals), frames_(kMaxDepth + 1) {}
 
   bool null() {
     lua_pushlightuserdata(L_, nullptr);  // json.null
@@ -115,17 +115,10 @@ class Decoder {
     lua_pushboolean(L_, b);
     return Add();
   }
-  bool number_integer(Json::number_integer_t v) {
-    if (v >= -kMaxExact && v <= kMaxExact) lua_pushnumber(L_, static_cast<lua_Number>(v));
-    else if (!PushInt64(static_cast<uint64_t>(v), false)) return false;
-    return Add();
-  }
-  bool number_unsigned(Json::number_unsigned_t v) {
-    if (v <= static_cast<uint64_t>(kMaxExact)) lua_pushnumber(L_, static_cast<lua_Number>(v));
-    else if (!PushInt64(v, v > static_cast<uint64_t>(INT64_MAX))) return false;
-    return Add();
-  }
+  bool number_integer(Json::number_integer_t v) { return literals_ ? NextNumber() : Integer(v) && Add(); }
+  bool number_unsigned(Json::number_unsigned_t v) { return literals_ ? NextNumber() : Unsigned(v) && Add(); }
   bool number_float(Json::number_float_t v, const Json::string_t&) {
+    if (literals_) return NextNumber();
     lua_pushnumber(L_, v);
     return Add();
   }
@@ -161,18 +154,43 @@ class Decoder {
   };
 
   bool PushString(const Json::string_t& s) {
-    if (!strings_) {
+    if (!literals_) {
       lua_pushlstring(L_, s.data(), s.size());
       return true;
     }
     std::string_view v;
-    if (!strings_->Next(&v)) return false;  // cannot happen; parse the slow way
+    if (!literals_->NextString(&v)) return false;  // cannot happen; parse the slow way
     lua_pushlstring(L_, v.data(), v.size());
     return true;
   }
+  bool NextNumber() {
+    LiteralSplitter::Number n;
+    if (!literals_->NextNumber(&n)) return false;  // cannot happen; parse the slow way
+    bool ok = true;
+    switch (n.kind) {
+      case LiteralSplitter::Number::kUnsigned: ok = Unsigned(n.u); break;
+      case LiteralSplitter::Number::kInteger: ok = Integer(n.i); break;
+      case LiteralSplitter::Number::kFloat: lua_pushnumber(L_, n.d); break;
+    }
+    return ok && Add();
+  }
+  bool Integer(int64_t v) {
+    if (v >= -kMaxExact && v <= kMaxExact) {
+      lua_pushnumber(L_, static_cast<lua_Number>(v));
+      return true;
+    }
+    return PushInt64(static_cast<uint64_t>(v), false);
+  }
+  bool Unsigned(uint64_t v) {
+    if (v <= static_cast<uint64_t>(kMaxExact)) {
+      lua_pushnumber(L_, static_cast<lua_Number>(v));
+      return true;
+    }
+    return PushInt64(v, v > static_cast<uint64_t>(INT64_MAX));
+  }
   bool Open(bool object) {
     if (depth_ == kMaxDepth) {
-      if (strings_) return false;
+      if (literals_) return false;
       return Fail("nesting deeper than " + std::to_string(kMaxDepth), NestingOffset(input_, len_));
     }
     if (!lua_checkstack(L_, 8)) return Fail("Lua stack overflow", 0);
@@ -232,7 +250,7 @@ class Decoder {
   const char* input_;
   size_t len_;
   int depth_ = 0;
-  StringSplitter* strings_;
+  LiteralSplitter* literals_;
   std::vector<Frame> frames_;  // frames_[1..depth_] are open
   std::string error_;
 };
@@ -242,7 +260,7 @@ class Decoder {
 // failed, or "... - unexpected <token>[; expected <token>]" when a well-formed
 // token came in the wrong place. Rebuild a short message naming the byte.
 bool Decoder::parse_error(size_t pos, const std::string& last, const nlohmann::detail::exception& ex) {
-  if (strings_) return false;  // positions are in the skeleton: parse again
+  if (literals_) return false;  // positions are in the skeleton: parse again
   if (ex.id == 406) return Fail("number out of range", pos + 1 - std::min(pos, last.size()));
   const std::string what = ex.what();
   const size_t dash = what.find(" - ");
@@ -271,7 +289,7 @@ bool Decoder::parse_error(size_t pos, const std::string& last, const nlohmann::d
   return false;
 }
 
-bool g_string_fast_path = true;
+bool g_fast_path = true;
 
 // json.decode(text) -> value; raises "json.decode: <what> at byte N".
 int Decode(lua_State* L) {
@@ -282,10 +300,10 @@ int Decode(lua_State* L) {
   lua_pushvalue(L, lua_upvalueindex(2));  // kObjectMt
   lua_pushvalue(L, lua_upvalueindex(3));  // kMakeInt64
   bool ok = false;
-  if (g_string_fast_path) {
-    StringSplitter strings(s, len);
-    Decoder d(L, s, len, &strings);
-    ok = Json::sax_parse(strings.begin(), strings.end(), &d) && strings.Done();
+  if (g_fast_path) {
+    LiteralSplitter literals(s, len);
+    Decoder d(L, s, len, &literals);
+    ok = Json::sax_parse(literals.begin(), literals.end(), &d) && literals.Done();
   }
   if (ok) return 1;
   lua_settop(L, kMakeInt64);
@@ -338,7 +356,7 @@ void NewBufferCache(lua_State* L) {
 
 }  // namespace
 
-void SetStringFastPath(bool on) { g_string_fast_path = on; }
+void SetFastPath(bool on) { g_fast_path = on; }
 
 }  // namespace json
 

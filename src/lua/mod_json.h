@@ -15,8 +15,8 @@ int luaopen_luasync_json(lua_State* L);
 
 namespace json {
 /// For tests and benchmarks: with false, json.decode hands nlohmann the
-/// original text instead of the string-free skeleton (json_split.h).
-void SetStringFastPath(bool on);
+/// original text instead of the skeleton without literals (json_split.h).
+void SetFastPath(bool on);
 }  // namespace json
 
 }  // namespace luasync

@@ -25,7 +25,7 @@ class Lua {
     lua_setglobal(L, "json");
   }
   ~Lua() {
-    luasync::json::SetStringFastPath(true);
+    luasync::json::SetFastPath(true);
     lua_close(L);
   }
   Lua(const Lua&) = delete;
@@ -298,7 +298,7 @@ TEST_CASE("json: pretty output", "[json]") {
 }
 
 // The fast path (json_split.h) must accept exactly what nlohmann accepts and
-// produce the same strings. Random literals built from troublesome pieces are
+// produce the same values. Random literals built from troublesome pieces are
 // decoded both ways and compared.
 TEST_CASE("json: string fast path agrees with nlohmann's lexer", "[json]") {
   static const char* const kPieces[] = {
@@ -317,15 +317,46 @@ TEST_CASE("json: string fast path agrees with nlohmann's lexer", "[json]") {
       lit += (std::strcmp(kPieces[k], "") == 0) ? std::string("\0", 1) : std::string(kPieces[k]);
     }
     const std::string text = "[\"" + lit + "\",{\"" + lit + "\":\"" + std::string(40, 'p') + lit + "\"}]";
-    luasync::json::SetStringFastPath(true);
+    luasync::json::SetFastPath(true);
     const std::string fast = Decode(lua, text);
-    luasync::json::SetStringFastPath(false);
+    luasync::json::SetFastPath(false);
     const std::string slow = Decode(lua, text);
     INFO("input: " << text);
     REQUIRE(fast == slow);
     ++(fast.rfind("error: ", 0) == 0 ? rejected : accepted);
   }
-  luasync::json::SetStringFastPath(true);
+  luasync::json::SetFastPath(true);
   CHECK(accepted > 400);  // both outcomes are well represented
+  CHECK(rejected > 400);
+}
+
+TEST_CASE("json: number fast path agrees with nlohmann's lexer", "[json]") {
+  static const char* const kPieces[] = {"-", "+", "0", "1", "7", "9", ".", "e", "E", "00", "5e-324", "1e-400",
+                                        "1e400", "9223372036854775807", "9223372036854775808",
+                                        "18446744073709551615", "18446744073709551616", "123456789012345678901",
+                                        "0.1", "2.2250738585072014e-308", "4.9406564584124654e-324", "x", " "};
+  static const char* const kContexts[] = {"@", "[@]", "[@,1]", "[1,@]", "{\"k\":@}", "[@ ]", "[@\n,2]", "[@1]",
+                                          "[@true]", "[@\"s\"]", "[@null,@]"};
+  std::mt19937 rng(4321);
+  Lua lua;
+  int accepted = 0, rejected = 0;
+  for (int round = 0; round < 4000; ++round) {
+    std::string num;
+    const int n = 1 + static_cast<int>(rng() % 4);
+    for (int i = 0; i < n; ++i) num += kPieces[rng() % (sizeof kPieces / sizeof kPieces[0])];
+    std::string text = kContexts[rng() % (sizeof kContexts / sizeof kContexts[0])];
+    for (size_t at; (at = text.find('@')) != std::string::npos;) text.replace(at, 1, num);
+    const std::string code = "local v = json.decode(" + LuaLiteral(text) +
+                             ") return json.encode(v) .. (type(v) == 'cdata' and tostring(v) or '')";
+    luasync::json::SetFastPath(true);
+    const std::string fast = lua.Run(code);
+    luasync::json::SetFastPath(false);
+    const std::string slow = lua.Run(code);
+    INFO("input: " << text);
+    REQUIRE(fast == slow);
+    ++(fast.rfind("error: ", 0) == 0 ? rejected : accepted);
+  }
+  luasync::json::SetFastPath(true);
+  CHECK(accepted > 400);
   CHECK(rejected > 400);
 }
