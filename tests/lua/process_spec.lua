@@ -166,8 +166,10 @@ describe("process.spawn", function()
   it("closing the stdout stream early closes the pipe", function()
     local c = process.spawn("yes")
     assert.same({ "y", "y", "y" }, await(c.stdout:lines():take(3):collect()))
-    local r = await(c:wait())  -- yes dies of SIGPIPE once its pipe is closed
-    assert.equals("SIGPIPE", r.signal)
+    -- yes stops once its pipe is closed: killed by SIGPIPE, or (libuv's pipes
+    -- are socket pairs) failing with ECONNRESET when unread data was dropped.
+    local r = await(c:wait())
+    assert.truthy(r.signal == "SIGPIPE" or (r.code ~= nil and r.code ~= 0), r.signal or r.code)
   end)
 
   it("raises for a missing program", function()
