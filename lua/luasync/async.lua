@@ -7,7 +7,7 @@ local errors = require("luasync.errors")
 
 local new, settle, resolve, on_error = Promise._new, Promise._settle, Promise._resolve, Promise._on_error
 local REJECTED = Promise.REJECTED
-local current = sched.current
+local current, running = sched.current, sched.running
 local last_raise = Promise._last_raise
 local xpcall, pcall, error, select, type, rawequal = xpcall, pcall, error, select, type, rawequal
 local unpack = unpack or table.unpack
@@ -34,7 +34,7 @@ M.full_frames = full_frames
 
 -- Runs in the task's fiber; rec is that fiber's record (see sched.lua).
 local function run_task(p, fn, ...)
-  local rec = current()
+  local rec = running()
   rec.promise = p
   p._task = rec
   local ok, r = xpcall(fn, on_error, ...)
@@ -93,7 +93,7 @@ end
 --- asyncTry(tryFn, catchFn?, finallyFn?) -> Promise
 function M.asyncTry(tryFn, catchFn, finallyFn)
   return spawn(function()
-    local co = current()
+    local co = running()
     local ok, r = xpcall(tryFn, on_error)
     local failed, ferr
     if not ok then

@@ -6,7 +6,9 @@
 local sched = require("luasync.sched")
 local errors = require("luasync.errors")
 
-local defer, wake, park, current = sched.defer, sched.wake, sched.park, sched.current
+local defer, wake, park = sched.defer, sched.wake, sched.park
+-- running(): the task handle without the yieldability check (park makes it).
+local running = sched.running
 local setmetatable, getmetatable, type, rawequal, error, xpcall, pcall =
   setmetatable, getmetatable, type, rawequal, error, xpcall, pcall
 
@@ -271,7 +273,7 @@ M._last_raise = last_raise
 
 local function raise(p, v)
   local frames = p._trace
-  last_raise.co = current()
+  last_raise.co = running()
   last_raise.reason = v
   last_raise.frames = frames
   error(v, 0)
@@ -293,7 +295,7 @@ local function await(p)
     p._handled = true
     return raise(p, p._value)
   end
-  local co = current()
+  local co = running()
   if co == nil then error("await called outside an async task", 2) end
   add_reaction(p, WAKE, co)
   local ok, v = park(p)

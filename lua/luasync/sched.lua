@@ -225,7 +225,31 @@ local heap, nheap = {}, 0
 local tseq = 0
 local live = 0           -- entries not cancelled
 local armed = nil        -- deadline the libuv timer is armed for
-local now = core.now
+-- Timers count from the moment they are set: the loop clock is refreshed
+-- (uv_update_time) on every read, so work done before a sleep does not shorten
+-- it. Read through the FFI, which the JIT compiles into a direct call; a
+-- lua_CFunction call inside a hot trace would cost far more than the read.
+local now
+do
+  local ok, ffi = pcall(require, "ffi")
+  if ok then
+    pcall(ffi.cdef, [[
+      typedef struct luasync_uv_loop luasync_uv_loop;
+      void uv_update_time(luasync_uv_loop* loop);
+      uint64_t uv_now(const luasync_uv_loop* loop);
+    ]])
+    local C = ffi.C
+    local loop = ffi.cast("luasync_uv_loop*", core.loop_ptr())
+    local okc = pcall(function() return C.uv_update_time, C.uv_now end)
+    if okc then
+      now = function()
+        C.uv_update_time(loop)
+        return tonumber(C.uv_now(loop))
+      end
+    end
+  end
+  now = now or core.update_now
+end
 
 local function less(a, b)
   local at, bt = a.t, b.t
@@ -320,7 +344,8 @@ function TimerOp:cancel() M.cancel_timer(self) end
 --- sched.sleep(seconds): suspend the running task (sleep(0) yields once to the loop)
 function M.sleep(seconds)
   local rec = current
-  if rec == nil or not co_isyieldable() then error("await called outside an async task", 2) end
+  -- (park raises where the code cannot yield, e.g. in __gc; the entry then fires for nothing)
+  if rec == nil then error("await called outside an async task", 2) end
   tseq = tseq + 1
   local e = setmetatable({ t = now() + ms_of(seconds), s = tseq, rec = rec }, TimerOp)
   live = live + 1

@@ -119,9 +119,16 @@ int l_core_yield(lua_State* L) {
   return lua_yield(L, lua_gettop(L));
 }
 
+// core.loop_ptr() -> lightuserdata: the uv_loop_t, for FFI calls to uv_now/uv_update_time
+int l_core_loop_ptr(lua_State* L) {
+  lua_pushlightuserdata(L, Runtime::Get(L)->loop());
+  return 1;
+}
+
 int luaopen_core(lua_State* L) {
   static const luaL_Reg fns[] = {{"now", l_core_now},
                                  {"update_now", l_core_update_now},
+                                 {"loop_ptr", l_core_loop_ptr},
                                  {"hrtime", l_core_hrtime},
                                  {"timer_start", l_core_timer_start},
                                  {"timer_stop", l_core_timer_stop},
