@@ -8,7 +8,8 @@ local lerr = require("luasync.llm.error")
 local request = require("luasync.llm.request")
 
 local decode, null = json.decode, json.null
-local type, pcall, ipairs, concat = type, pcall, ipairs, table.concat
+local type, pcall, ipairs, tostring, concat = type, pcall, ipairs, tostring, table.concat
+local find, sub = string.find, string.sub
 
 local P = { name = "openai", framing = "sse" }
 
@@ -96,8 +97,38 @@ function P.new_state()
   return { parts = {}, n = 0, id = false, model = false, finish = false, usage = false, done = false }
 end
 
+-- Fast path for the event that makes up almost the whole stream, a plain content delta:
+--   {..."choices":[{"index":0,"delta":{"content":"TEXT"},...,"finish_reason":null}]...}
+-- Returns TEXT without decoding the JSON, or nil when the event is anything else (the
+-- first event, a finish/usage/error/tool event, several choices, escapes in TEXT, other
+-- spacing): those take the full decode. Inside JSON strings a quote is always escaped,
+-- so the patterns below can only match the object's own keys.
+local function plain_delta(data)
+  local _, b = find(data, '"delta":{"content":"', 1, true)
+  if not b then return nil end
+  local e = find(data, '"', b + 1, true)
+  if not e or sub(data, e, e + 1) ~= '"}' then return nil end   -- delta has more fields, or TEXT has a quote
+  if find(data, "\\", b + 1, true) and find(data, "\\", b + 1, true) < e then return nil end
+  if not find(data, '"finish_reason":null', e, true) then return nil end
+  if find(data, '"delta":', e, true) or find(data, '"usage":{', 1, true) or find(data, '"error":', 1, true) then
+    return nil
+  end
+  return sub(data, b + 1, e - 1)
+end
+P._plain_delta = plain_delta
+
 function P.event(st, ev)
   local data = ev.data
+  if st.id then
+    local t = plain_delta(data)
+    if t then
+      if t == "" then return nil end
+      local n = st.n + 1
+      st.n = n
+      st.parts[n] = t
+      return t
+    end
+  end
   if data == "[DONE]" then
     st.done = true
     return nil
