@@ -5,7 +5,7 @@ file(GLOB LUASYNC_UNIT_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/cpp/*
 add_executable(luasync_unit ${LUASYNC_UNIT_SOURCES})
 target_link_libraries(luasync_unit PRIVATE luasync_core Catch2::Catch2)
 target_compile_options(luasync_unit PRIVATE ${LUASYNC_WARNINGS})
-catch_discover_tests(luasync_unit TEST_PREFIX "unit." PROPERTIES TIMEOUT 120)
+catch_discover_tests(luasync_unit TEST_PREFIX "unit." PROPERTIES TIMEOUT 120 ENVIRONMENT "LUASYNC_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
 
 set(LUASYNC_TEST_ENV
     "LUASYNC_BIN=$<TARGET_FILE:luasync>"

@@ -58,6 +58,14 @@ function io.output(f)
   return real_output(f)
 end
 
+-- dofile is a C function, and no task can suspend through one: a script run by
+-- dofile could not await. This one is plain Lua.
+function dofile(path)
+  local chunk, err = loadfile(path)
+  if not chunk then error(err, 2) end
+  return chunk()
+end
+
 local real_exit = os.exit
 os.exit = function(code)
   if code == true or code == nil then code = 0 elseif code == false then code = 1 end

@@ -277,7 +277,15 @@ local function run_block(b, chain)
   chain[#chain] = nil
 end
 
+-- Modules beside a test file are found by require, as beside a script.
+local function add_to_path(path)
+  local dir = path:match("^(.*/)") or "./"
+  local entry = dir .. "?.lua;" .. dir .. "?/init.lua;"
+  if package.path:sub(1, #entry) ~= entry then package.path = entry .. package.path end
+end
+
 local function load_file(path, root)
+  add_to_path(path)
   local chunk, err = loadfile(path)
   if not chunk then error(err, 0) end
   loading = root

@@ -136,7 +136,7 @@ local function first_diff(a, b, keys, seen)
     if p then return p, x, y end
   end
   for _, k in ipairs(sorted_keys(b)) do
-    if a[k] == nil then
+    if a[k] == nil and b[k] ~= nil then
       keys[depth] = k
       return keys, nil, b[k]
     end
