@@ -1,5 +1,5 @@
-// Node.js baseline for bench.lua: same output line, same clock (process CPU
-// time, as os.clock gives Lua; it includes V8's helper threads).
+// Node.js baseline for bench.lua: same protocol and output line, same clock
+// (process CPU time, as os.clock gives Lua; it includes V8's helper threads).
 //   node --expose-gc bench/json/bench.js FILE [RUNS]
 const fs = require("fs");
 const [path, runsArg] = process.argv.slice(2);
@@ -14,9 +14,9 @@ const ms = (t0) => {
   const u = process.cpuUsage(t0);
   return (u.user + u.system) / 1e3;
 };
-const dec = [], enc = [];
+let dec = [], enc = [];
 let value, out;
-for (let i = 0; i < runs; i++) {
+for (let i = 0; i < runs + 3; i++) {
   value = out = undefined;
   if (global.gc) global.gc();
   let t0 = process.cpuUsage();
@@ -26,5 +26,9 @@ for (let i = 0; i < runs; i++) {
   out = JSON.stringify(value);
   enc.push(ms(t0));
 }
+const [firstDec, firstEnc] = [dec[0], enc[0]];
+dec = dec.slice(3);
+enc = enc.slice(3);
 console.log(`decode_ms ${median(dec).toFixed(1)} encode_ms ${median(enc).toFixed(1)} ` +
+            `first_decode_ms ${firstDec.toFixed(1)} first_encode_ms ${firstEnc.toFixed(1)} ` +
             `bytes ${Buffer.byteLength(text)} out_bytes ${Buffer.byteLength(out)}`);

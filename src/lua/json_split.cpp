@@ -57,13 +57,15 @@ inline size_t Utf8At(const char* p, const char* end) {
   return Utf8Length(reinterpret_cast<const unsigned char*>(p), static_cast<size_t>(end - p));
 }
 
-// What a byte outside string literals starts: copied as is, a string, a number.
-enum Outside : uint8_t { kCopy, kQuote, kDigits };
+// What a byte outside string literals starts: copied as is, a string, a
+// number, maybe a null.
+enum Outside : uint8_t { kCopy, kQuote, kDigits, kN };
 struct OutsideTable {
   Outside cls[256];
   bool ends_number[256];  // may follow a number: the lexer then ends it there
   constexpr OutsideTable() : cls(), ends_number() {
     cls['"'] = kQuote;
+    cls['n'] = kN;
     cls['-'] = kDigits;
     for (int c = '0'; c <= '9'; ++c) cls[c] = kDigits;
     for (unsigned char c : {' ', '\t', '\n', '\r', ',', ']', '}'}) ends_number[c] = true;
@@ -76,46 +78,54 @@ inline bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 }  // namespace
 
 LiteralSplitter::LiteralSplitter(const char* text, size_t n)
-    : input_(text), pos_(text), end_(text + n), window_(new char[kWindow + 2]) {}
+    : input_(text), pos_(text), end_(text + n), window_(new char[kWindow + kSlack]) {}
 
 // Fills the window with the next stretch of skeleton: other text is copied,
 // each string literal (always whole, however long) becomes "" and each number
-// becomes 0. Called when the parser has consumed the window. It has taken all
-// its strings then, but maybe not the last number: the lexer reads one byte
-// past a number before it reports it.
+// null. Called when the parser has consumed the window, and so has taken all
+// its literals: it never reads past a string or a null.
 bool LiteralSplitter::Refill() {
   if (failed_ || pos_ == end_) return false;
-  if (next_string_ != strings_.size() || numbers_.size() - next_number_ > 1) {
+  if (next_string_ != strings_.size() || next_scalar_ != scalars_.size()) {
     failed_ = true;  // the parser skipped a literal: cannot happen
     return false;
   }
   strings_.clear();
   next_string_ = 0;
-  numbers_.erase(numbers_.begin(), numbers_.begin() + static_cast<std::ptrdiff_t>(next_number_));
-  next_number_ = 0;
+  scalars_.clear();
+  next_scalar_ = 0;
   arena_.clear();
   char* w = window_.get();
   char* const full = w + kWindow;
   while (pos_ < end_ && w < full) {
     switch (kOutside.cls[static_cast<unsigned char>(*pos_)]) {
-      case kCopy: {
-        const char* run = pos_;
+      case kCopy: {  // short runs (punctuation, literals): no memcpy call
         const char* lim = pos_ + std::min(end_ - pos_, full - w);
-        while (run < lim && kOutside.cls[static_cast<unsigned char>(*run)] == kCopy) ++run;
-        std::memcpy(w, pos_, static_cast<size_t>(run - pos_));
-        w += run - pos_;
-        pos_ = run;
+        do {
+          *w++ = *pos_++;
+        } while (pos_ < lim && kOutside.cls[static_cast<unsigned char>(*pos_)] == kCopy);
         break;
       }
-      case kQuote:  // the window has 2 bytes of slack for this
+      case kQuote:  // the window has slack for the tokens written here
         *w++ = '"';
         *w++ = '"';
         ++pos_;
         if (!String()) failed_ = true;
         break;
       case kDigits:
-        *w++ = '0';
+        std::memcpy(w, "null", 4);
+        w += 4;
         if (!NumberLiteral()) failed_ = true;
+        break;
+      case kN:
+        if (end_ - pos_ >= 4 && std::memcmp(pos_, "null", 4) == 0) {
+          std::memcpy(w, "null", 4);
+          w += 4;
+          pos_ += 4;
+          scalars_.push_back(Scalar{Scalar::kNull, {}});
+        } else {
+          *w++ = *pos_++;  // not a null: the lexer will fail on it
+        }
         break;
     }
     if (failed_) return false;
@@ -135,48 +145,57 @@ bool LiteralSplitter::NumberLiteral() {
   const char* p = pos_;
   const bool negative = *p == '-';
   if (negative) ++p;
-  if (p == end_) return false;
+  if (p == end_ || !IsDigit(*p)) return false;
+  // Integer part, converted on the way while it fits 64 bits (19 digits do).
+  const char* const digits = p;
+  uint64_t v = 0;
   if (*p == '0') {
     ++p;
-  } else if (*p >= '1' && *p <= '9') {
-    while (p < end_ && IsDigit(*p)) ++p;
   } else {
-    return false;
+    while (p < end_ && IsDigit(*p)) v = v * 10 + static_cast<unsigned>(*p++ - '0');
   }
   const char* const int_end = p;
   if (p < end_ && *p == '.') {
-    const char* digits = ++p;
+    const char* frac = ++p;
     while (p < end_ && IsDigit(*p)) ++p;
-    if (p == digits) return false;
+    if (p == frac) return false;
   }
   if (p < end_ && (*p == 'e' || *p == 'E')) {
     ++p;
     if (p < end_ && (*p == '+' || *p == '-')) ++p;
-    const char* digits = p;
+    const char* exp = p;
     while (p < end_ && IsDigit(*p)) ++p;
-    if (p == digits) return false;
+    if (p == exp) return false;
   }
   if (p < end_ && !kOutside.ends_number[static_cast<unsigned char>(*p)]) return false;
   pos_ = p;
 
-  Number n;
-  if (p == int_end) {  // an integer: 64 bits if it fits, as strtoull/strtoll
-    uint64_t v = 0;
-    bool fits = true;
-    for (const char* q = start + negative; q < int_end && fits; ++q) {
-      fits = !__builtin_mul_overflow(v, 10u, &v) && !__builtin_add_overflow(v, static_cast<unsigned>(*q - '0'), &v);
-    }
-    constexpr uint64_t kMinMagnitude = uint64_t{1} << 63;  // of INT64_MIN
-    if (fits && !negative) {
-      n.kind = Number::kUnsigned;
+  Scalar n;
+  constexpr uint64_t kMinMagnitude = uint64_t{1} << 63;  // of INT64_MIN
+  const size_t ndigits = static_cast<size_t>(int_end - digits);
+  if (p == int_end && ndigits <= 19) {  // an integer that fits, as strtoull/strtoll give it
+    if (!negative) {
+      n.kind = Scalar::kUnsigned;
       n.u = v;
-      numbers_.push_back(n);
+      scalars_.push_back(n);
       return true;
     }
-    if (fits && v <= kMinMagnitude) {
-      n.kind = Number::kInteger;
+    if (v <= kMinMagnitude) {
+      n.kind = Scalar::kInteger;
       n.i = v == kMinMagnitude ? INT64_MIN : -static_cast<int64_t>(v);
-      numbers_.push_back(n);
+      scalars_.push_back(n);
+      return true;
+    }
+  } else if (p == int_end && ndigits == 20 && !negative) {  // up to 18446744073709551615
+    uint64_t u = 0;
+    bool fits = true;
+    for (const char* q = digits; q < int_end && fits; ++q) {
+      fits = !__builtin_mul_overflow(u, 10u, &u) && !__builtin_add_overflow(u, static_cast<unsigned>(*q - '0'), &u);
+    }
+    if (fits) {
+      n.kind = Scalar::kUnsigned;
+      n.u = u;
+      scalars_.push_back(n);
       return true;
     }
   }
@@ -184,8 +203,8 @@ bool LiteralSplitter::NumberLiteral() {
   // to nlohmann: overflow is an error there, underflow gives 0 or a denormal.
   const auto r = std::from_chars(start, p, n.d);
   if (r.ec != std::errc() || r.ptr != p) return false;
-  n.kind = Number::kFloat;
-  numbers_.push_back(n);
+  n.kind = Scalar::kFloat;
+  scalars_.push_back(n);
   return true;
 }
 

@@ -2,10 +2,12 @@
 // token twice (into the token and into an error-report buffer) and converts
 // numbers with strtod/strtoull; string and number literals are most of a
 // typical LLM response. So the parser reads a "skeleton" of the text instead,
-// in which every string literal is replaced by "" and every number by 0, and
-// each such token it reports stands for the next literal here. Literals are
-// checked and converted by a scanner that reads strings 8 bytes at a time and
-// numbers with std::from_chars.
+// in which every string literal is replaced by "" and every number by null,
+// and each string or null token it reports stands for the next literal here
+// (real nulls are queued as such). A null costs the lexer far less than a
+// number, which it would convert with strtoull. Literals are checked and
+// converted by a scanner that reads strings 8 bytes at a time and numbers
+// with std::from_chars.
 //
 // Grammar, nesting and every error message stay nlohmann's: the scanner
 // accepts only what nlohmann accepts, and when it meets anything else,
@@ -28,9 +30,9 @@ namespace luasync::json {
 
 class LiteralSplitter {
  public:
-  /// A number literal, typed as nlohmann's lexer types it.
-  struct Number {
-    enum Kind : uint8_t { kUnsigned, kInteger, kFloat } kind;
+  /// A null or a number literal, numbers typed as nlohmann's lexer types them.
+  struct Scalar {
+    enum Kind : uint8_t { kNull, kUnsigned, kInteger, kFloat } kind;
     union {
       uint64_t u;  // non-negative integers that fit
       int64_t i;   // negative integers that fit
@@ -79,10 +81,10 @@ class LiteralSplitter {
     *s = {base, p.len};
     return true;
   }
-  /// The number behind the parser's next number token; false if there is none.
-  bool NextNumber(Number* n) {
-    if (next_number_ == numbers_.size()) return false;
-    *n = numbers_[next_number_++];
+  /// What the parser's next null token stands for; false if there is none.
+  bool NextScalar(Scalar* v) {
+    if (next_scalar_ == scalars_.size()) return false;
+    *v = scalars_[next_scalar_++];
     return true;
   }
 
@@ -95,11 +97,12 @@ class LiteralSplitter {
   /// fit 64 bits become doubles; a double that overflows or underflows is
   /// left to nlohmann. Any NUL byte (the lexer's end of input) fails.
   bool Done() const {
-    return !failed_ && pos_ == end_ && next_string_ == strings_.size() && next_number_ == numbers_.size();
+    return !failed_ && pos_ == end_ && next_string_ == strings_.size() && next_scalar_ == scalars_.size();
   }
 
  private:
   static constexpr size_t kWindow = 32 * 1024;
+  static constexpr size_t kSlack = 4;  // a token may end this far past kWindow
   static constexpr size_t kInArena = size_t{1} << (sizeof(size_t) * 8 - 1);
   struct Piece {
     size_t off;  // in input_, or in arena_ when kInArena is set
@@ -115,14 +118,14 @@ class LiteralSplitter {
   const char* input_;
   const char* pos_;  // next byte of the text to split
   const char* end_;
-  std::unique_ptr<char[]> window_;  // kWindow + 2 bytes of skeleton
+  std::unique_ptr<char[]> window_;  // kWindow + kSlack bytes of skeleton
   const char* cur_ = nullptr;       // the parser's position in window_
   const char* lim_ = nullptr;
   // The literals behind window_'s tokens, and the next ones to hand out.
   std::vector<Piece> strings_;
   size_t next_string_ = 0;
-  std::vector<Number> numbers_;
-  size_t next_number_ = 0;
+  std::vector<Scalar> scalars_;
+  size_t next_scalar_ = 0;
   std::string arena_;  // strings that had escapes, unescaped
   bool failed_ = false;
 };

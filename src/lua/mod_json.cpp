@@ -100,7 +100,7 @@ std::string TokenName(const std::string& t) {
 // parser would unwind through nlohmann's frames.
 //
 // With a LiteralSplitter the parser reads its skeleton, and each string or
-// number token stands for the splitter's next literal. Errors then carry no
+// null token stands for the splitter's next literal. Errors then carry no
 // message: the caller parses the original text again to report them.
 class Decoder {
  public:
@@ -108,6 +108,7 @@ class Decoder {
       : L_(L), input_(s), len_(n), literals_(literals), frames_(kMaxDepth + 1) {}
 
   bool null() {
+    if (literals_) return NextScalar();
     lua_pushlightuserdata(L_, nullptr);  // json.null
     return Add();
   }
@@ -115,10 +116,11 @@ class Decoder {
     lua_pushboolean(L_, b);
     return Add();
   }
-  bool number_integer(Json::number_integer_t v) { return literals_ ? NextNumber() : Integer(v) && Add(); }
-  bool number_unsigned(Json::number_unsigned_t v) { return literals_ ? NextNumber() : Unsigned(v) && Add(); }
+  // With a splitter, numbers come as nulls (so a number token cannot happen).
+  bool number_integer(Json::number_integer_t v) { return !literals_ && Integer(v) && Add(); }
+  bool number_unsigned(Json::number_unsigned_t v) { return !literals_ && Unsigned(v) && Add(); }
   bool number_float(Json::number_float_t v, const Json::string_t&) {
-    if (literals_) return NextNumber();
+    if (literals_) return false;
     lua_pushnumber(L_, v);
     return Add();
   }
@@ -163,14 +165,15 @@ class Decoder {
     lua_pushlstring(L_, v.data(), v.size());
     return true;
   }
-  bool NextNumber() {
-    LiteralSplitter::Number n;
-    if (!literals_->NextNumber(&n)) return false;  // cannot happen; parse the slow way
+  bool NextScalar() {
+    LiteralSplitter::Scalar v;
+    if (!literals_->NextScalar(&v)) return false;  // cannot happen; parse the slow way
     bool ok = true;
-    switch (n.kind) {
-      case LiteralSplitter::Number::kUnsigned: ok = Unsigned(n.u); break;
-      case LiteralSplitter::Number::kInteger: ok = Integer(n.i); break;
-      case LiteralSplitter::Number::kFloat: lua_pushnumber(L_, n.d); break;
+    switch (v.kind) {
+      case LiteralSplitter::Scalar::kNull: lua_pushlightuserdata(L_, nullptr); break;
+      case LiteralSplitter::Scalar::kUnsigned: ok = Unsigned(v.u); break;
+      case LiteralSplitter::Scalar::kInteger: ok = Integer(v.i); break;
+      case LiteralSplitter::Scalar::kFloat: lua_pushnumber(L_, v.d); break;
     }
     return ok && Add();
   }
