@@ -5,6 +5,10 @@
 #include <cstddef>
 #include <cstdint>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace luasync::json {
 
 static_assert(std::endian::native == std::endian::little, "SpecialMask reads words little-endian");
@@ -22,9 +26,21 @@ inline uint64_t SpecialMask(uint64_t x) {
 }
 
 /// Offset of the first byte in [p, end) that SpecialMask would flag, or
-/// end - p if none. Bytes are read 8 at a time while 8 remain.
+/// end - p if none. 16 bytes at a time with SSE2 (every x86-64 has it), else
+/// 8 at a time with SpecialMask.
 inline size_t SkipPlain(const unsigned char* p, const unsigned char* end) {
   const unsigned char* s = p;
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
+  while (end - p >= 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    // Signed compare: bytes >= 0x80 are negative, so "< 0x20" catches them too.
+    const __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                                     _mm_cmplt_epi8(v, space));
+    if (const int m = _mm_movemask_epi8(hit)) return static_cast<size_t>(p - s) + static_cast<size_t>(__builtin_ctz(m));
+    p += 16;
+  }
+#endif
   while (end - p >= 8) {
     uint64_t x;
     __builtin_memcpy(&x, p, 8);
