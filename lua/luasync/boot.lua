@@ -66,10 +66,18 @@ function dofile(path)
   return chunk()
 end
 
+-- Every exit that skips the normal shutdown (os.exit, uncaught errors) runs the Lua
+-- shutdown hook first (--llm-usage), once.
+local shutdown_done = false
+local function exit_now(code)
+  if not shutdown_done then pcall(hooks.shutdown) end
+  core.exit(code)
+end
+
 local real_exit = os.exit
 os.exit = function(code)
   if code == true or code == nil then code = 0 elseif code == false then code = 1 end
-  core.exit(tonumber(code) or 0)
+  exit_now(tonumber(code) or 0)
 end
 local _ = real_exit
 
@@ -138,14 +146,14 @@ local function check_unhandled()
     if not p._cancelled and not (hooks.test and hooks.test.on_unhandled(p)) then
       report("luasync: unhandled rejection: ", p._value, p._trace)
       exit_code = 1
-      if options.strict ~= false then core.exit(1) end
+      if options.strict ~= false then exit_now(1) end
     end
   end
 end
 
 sched.set_hooks(function(rec, err)
   report("luasync: internal error in a task: ", err, errors.capture(0, rec.co))
-  core.exit(70)
+  exit_now(70)
 end)
 
 --- dispatch(f, ...): entry point for every callback from the loop.
@@ -170,7 +178,7 @@ function hooks.start(chunk, opts)
       local e = v
       if type(e) == "table" and e.kind == "cancelled" then return end
       report("", e, main_promise._trace)
-      core.exit(1)
+      exit_now(1)
     end
   end)
 end
@@ -247,6 +255,7 @@ function hooks.on_signal(signum)
 end
 
 function hooks.shutdown()
+  shutdown_done = true
   -- --llm-usage: token totals per model, on stderr
   if options.llm_usage then
     local usage = package.loaded["luasync.llm.usage"]
