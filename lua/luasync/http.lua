@@ -16,7 +16,7 @@ local park, wake, current = sched.park, sched.wake, sched.current
 local start, next_event = native.start, native.next
 local type, tostring, tonumber, error, pairs, getmetatable, setmetatable, pcall =
   type, tostring, tonumber, error, pairs, getmetatable, setmetatable, pcall
-local format, find, upper, lower = string.format, string.find, string.upper, string.lower
+local format, find, upper, lower, sub = string.format, string.find, string.upper, string.lower, string.sub
 
 local M = {}
 
@@ -206,21 +206,25 @@ local function header_list(api, headers, level)
   return list, length
 end
 
+local NO_OPTIONS = {}  -- read only
+
 -- Starts a transfer; returns its promise. url/method/body, when given, win over the fields of o.
 local function request(api, o, url, method, body, stream, wrap, level)
   level = level + 1
-  if o == nil then o = {} elseif type(o) ~= "table" then error(api .. ": options must be a table", level) end
+  if o == nil then o = NO_OPTIONS elseif type(o) ~= "table" then error(api .. ": options must be a table", level) end
   url = url or o.url
   if type(url) ~= "string" or url == "" then error(api .. ": url is required", level) end
-  local scheme = url:match("^(%a[%w+.-]*)://")
-  if not scheme then error(format("%s: invalid URL \"%s\" (expected http:// or https://)", api, safe_url(url)), level) end
-  scheme = lower(scheme)
-  if scheme ~= "http" and scheme ~= "https" then
-    error(format("%s: unsupported URL scheme \"%s\" (only http and https)", api, scheme), level)
+  local head = lower(sub(url, 1, 8))  -- plain string ops: string.match is not compiled by the JIT
+  if sub(head, 1, 7) ~= "http://" and head ~= "https://" then
+    local scheme = url:match("^(%a[%w+.-]*)://")
+    if not scheme then error(format("%s: invalid URL \"%s\" (expected http:// or https://)", api, safe_url(url)), level) end
+    error(format("%s: unsupported URL scheme \"%s\" (only http and https)", api, lower(scheme)), level)
   end
   method = method or o.method or "GET"
-  if type(method) ~= "string" then error(api .. ": method must be a string", level) end
-  method = upper(method)
+  if method ~= "GET" then
+    if type(method) ~= "string" then error(api .. ": method must be a string", level) end
+    method = upper(method)
+  end
   local headers, length = header_list(api, o.headers, level)
   if body == nil then body = o.body end
   local flags, upload = 0, false

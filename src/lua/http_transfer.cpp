@@ -9,19 +9,40 @@ namespace luasync::lhttp {
 
 namespace {
 constexpr int kNoRef = -2;  // LUA_NOREF
+constexpr long kCurlBuffer = 64 * 1024;              // CURLOPT_BUFFERSIZE: 16 KiB reads cost twice the CPU per MB
+constexpr size_t kMaxSpare = 16;                      // pooled body buffers
+constexpr size_t kMinPooled = 4096;                   // smaller buffers are not worth pooling
+constexpr size_t kMaxSpareCapacity = 8u << 20;        // larger buffers are freed
+constexpr int64_t kMaxReserve = 64 << 20;             // trust Content-Length this far for one allocation
+
+int64_t ContentLength(const http::Headers& headers) {
+  for (const auto& [name, value] : headers) {
+    if (name != "content-length") continue;
+    int64_t n = 0;
+    for (char c : value) {
+      if (c < '0' || c > '9' || n > kMaxReserve) return -1;
+      n = n * 10 + (c - '0');
+    }
+    return value.empty() ? -1 : n;
+  }
+  return -1;
+}
 }
 
 // ---------------------------------------------------------------------------
 // Transfer
 
-Transfer::~Transfer() { hub->Remove(this); }
+Transfer::~Transfer() {
+  ReleaseBody();
+  hub->Remove(this);
+}
 
 bool Transfer::Start(http::RequestOptions options, std::string* error) {
+  // Both modes take the body through on_chunk, into a pooled buffer (the transport's own collection would
+  // grow a fresh string per response).
   http::RequestCallbacks callbacks;
-  if (stream) {
-    callbacks.on_headers = [this](int s, const http::Headers& h) { OnHeaders(s, h); };
-    callbacks.on_chunk = [this](const char* data, size_t len) { return OnChunk(data, len); };
-  }
+  callbacks.on_headers = [this](int s, const http::Headers& h) { OnHeaders(s, h); };
+  callbacks.on_chunk = [this](const char* data, size_t len) { return OnChunk(data, len); };
   callbacks.on_done = [this](http::Result&& result) { OnDone(std::move(result)); };
   if (upload_active) options.body_source = [this](std::string& out) { return PullBody(out); };
   req = hub->multi()->Start(std::move(options), std::move(callbacks), error);
@@ -40,10 +61,16 @@ void Transfer::Abort() {
   pending = 0;  // a queued entry is skipped (and its reference dropped) when the drain reaches it
   waiting = false;
   upload_active = false;
-  body.clear();
+  ReleaseBody();
   arena.clear();
   events.clear();
   buffered = 0;
+}
+
+void Transfer::ReleaseBody() {
+  if (body.capacity() >= kMinPooled && !hub->closed()) hub->GiveBuffer(std::move(body));
+  body = std::string();
+  head = 0;
 }
 
 void Transfer::Queue(unsigned ev) {
@@ -54,8 +81,8 @@ void Transfer::Queue(unsigned ev) {
 }
 
 void Transfer::Drained() {
-  buffered = 0;
-  if (req && req->paused()) req->Resume();  // delivery resumes from a later loop callback
+  buffered = framed ? 0 : body.size() - head;
+  if (req && req->paused() && buffered < kHighWater) req->Resume();  // resumes from a later loop callback
 }
 
 void Transfer::BodyReady() {
@@ -64,12 +91,18 @@ void Transfer::BodyReady() {
 
 void Transfer::WakeReader() {
   if (!waiting) return;
-  if (buffered == 0 && body.empty() && events.empty() && !finished) return;
+  if (buffered == 0 && events.empty() && !finished) return;
   waiting = false;
   Queue(kEvReadable);
 }
 
 void Transfer::OnHeaders(int s, const http::Headers& h) {
+  if (body.capacity() < kMinPooled) body = hub->TakeBuffer();
+  if (!stream) {  // status and headers come with on_done; size the buffer once
+    int64_t length = ContentLength(h);
+    if (length > 0) body.reserve(static_cast<size_t>(length));
+    return;
+  }
   status = s;
   headers = h;
   framed = framing != Framing::kNone && s >= 200 && s < 300;  // error bodies stay readable as text
@@ -113,7 +146,14 @@ bool Transfer::OnChunk(const char* data, size_t len) {
       FramingFailed(sse_ ? sse_->error() : ndjson_->error());
       return false;
     }
+  } else if (!stream) {
+    body.append(data, len);
+    return false;
   } else {
+    if (head > 0 && head >= body.size() / 2) {  // keep unread bytes at the front, without growing
+      body.erase(0, head);
+      head = 0;
+    }
     body.append(data, len);
     buffered += len;
   }
@@ -129,7 +169,6 @@ void Transfer::OnDone(http::Result&& result) {
   if (!stream) {
     status = result.status;
     headers = std::move(result.headers);
-    body = std::move(result.body);
     url = std::move(result.url);
     Queue(kind == http::ErrorKind::kOk ? kEvDone : kEvFail);
   } else {
@@ -174,7 +213,11 @@ Hub::Hub(uv_loop_s* loop, std::function<void()> flush) : loop_(loop), flush_(std
 }
 
 http::Multi* Hub::multi() {
-  if (!multi_) multi_ = std::make_unique<http::Multi>(loop_);
+  if (!multi_) {
+    http::Multi::Options options;
+    options.buffer_size = kCurlBuffer;
+    multi_ = std::make_unique<http::Multi>(loop_, options);
+  }
   return multi_.get();
 }
 
@@ -254,12 +297,26 @@ void Hub::Close(const std::function<void(int)>& unref) {
   ready_.clear();
   head_ = 0;
   multi_.reset();
+  spare_.clear();
   armed_ = false;
   uv_close(reinterpret_cast<uv_handle_t*>(check_), &Glue::CheckClosed);
   uv_close(reinterpret_cast<uv_handle_t*>(idle_), &Glue::IdleClosed);
   check_ = nullptr;
   idle_ = nullptr;
   MaybeDelete();
+}
+
+std::string Hub::TakeBuffer() {
+  if (spare_.empty()) return std::string();
+  std::string buffer = std::move(spare_.back());
+  spare_.pop_back();
+  return buffer;
+}
+
+void Hub::GiveBuffer(std::string&& buffer) {
+  if (spare_.size() >= kMaxSpare || buffer.capacity() > kMaxSpareCapacity) return;
+  buffer.clear();
+  spare_.push_back(std::move(buffer));
 }
 
 void Hub::MaybeDelete() {

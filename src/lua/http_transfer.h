@@ -50,6 +50,9 @@ enum class Framing { kNone, kSse, kNdjson };
 /// When a streamed response holds this many unread bytes, the transfer is paused (curl stops reading the
 /// socket) until the reader takes them.
 constexpr size_t kHighWater = 256 * 1024;
+/// Largest string one read of a streamed body returns. LuaJIT allocates strings of 128 KiB and more with a
+/// fresh mmap each (page faults on every use); smaller ones come from its arenas.
+constexpr size_t kMaxRead = 64 * 1024;
 
 class Hub;
 
@@ -74,8 +77,10 @@ struct Transfer {
   /// Whether Lua still needs to be told something (so ctx_ref must stay held).
   bool NeedsRef() const { return !aborted && (!final_sent || waiting || upload_active); }
 
-  /// Stream mode: resumes delivery after the reader took the buffered data.
+  /// Stream mode: resumes delivery once the reader took buffered data.
   void Drained();
+  /// Gives the body buffer back to the hub's pool (its capacity is reused by the next transfer).
+  void ReleaseBody();
   /// Streamed request body: more data (or the end) is available.
   void BodyReady();
 
@@ -97,7 +102,8 @@ struct Transfer {
   int status = 0;
   http::Headers headers;
   std::string url;               ///< effective URL (buffered mode)
-  std::string body;              ///< buffered mode: the whole body; stream mode: unread raw bytes
+  std::string body;              ///< buffered mode: the whole body; stream mode: raw bytes, unread from `head`
+  size_t head = 0;               ///< stream mode: bytes of `body` already read
   std::string arena;             ///< framed mode: bytes of unread events
   std::vector<EventSpan> events; ///< framed mode: unread events (ndjson: data only)
   size_t buffered = 0;           ///< unread bytes (stream mode)
@@ -156,6 +162,10 @@ class Hub {
   size_t live() const { return live_count_; }
   size_t in_flight() const { return multi_ ? multi_->active() : 0; }
 
+  /// Body buffers are pooled: fresh memory costs a page fault per 4 KiB, and large buffers come from mmap.
+  std::string TakeBuffer();
+  void GiveBuffer(std::string&& buffer);
+
   /// Deletes the hub if it is closed and no transfer is left.
   void MaybeDelete();
 
@@ -174,6 +184,7 @@ class Hub {
   size_t head_ = 0;
   Transfer* live_ = nullptr;
   size_t live_count_ = 0;
+  std::vector<std::string> spare_;  // cleared buffers kept for reuse
   bool closed_ = false;
 };
 

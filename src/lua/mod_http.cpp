@@ -221,7 +221,7 @@ int l_next(lua_State* L) {
         PushHeaders(L, t->headers);
         lua_pushlstring(L, t->body.data(), t->body.size());
         lua_pushlstring(L, t->url.data(), t->url.size());
-        std::string().swap(t->body);
+        t->ReleaseBody();
         http::Headers().swap(t->headers);
         n = 4;
         break;
@@ -252,13 +252,19 @@ int l_read(lua_State* L) {
       t->Drained();
       return 1;
     }
-  } else if (!t->body.empty()) {
-    lua_pushlstring(L, t->body.data(), t->body.size());
-    t->body.clear();
+  } else if (t->head < t->body.size()) {
+    size_t n = std::min(t->body.size() - t->head, lhttp::kMaxRead);
+    lua_pushlstring(L, t->body.data() + t->head, n);
+    t->head += n;
+    if (t->head == t->body.size()) {
+      t->body.clear();
+      t->head = 0;
+    }
     t->Drained();
     return 1;
   }
   if (t->finished) {
+    t->ReleaseBody();
     if (t->kind == http::ErrorKind::kOk || t->aborted) return 0;
     lua_pushnil(L);
     lua_pushstring(L, http::KindName(t->kind));
