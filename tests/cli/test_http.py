@@ -5,6 +5,7 @@ an in-flight transfer keeps the loop alive; an idle connection does not.
 Runs $LUASYNC_BIN as a subprocess against tests/fixtures/http_server.py; stdlib only. Prints "N passed, N failed".
 """
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -126,6 +127,14 @@ for c in res.body:iter() do end
 """, signal.SIGINT, 0.2)
     clean_exit("Ctrl-C with transfers in flight", r, 130, None)
     s.eq("Ctrl-C: output", r.out, "ready\n")
+
+    # --- docs/http.md: every ```lua block followed by a ```text block prints exactly that text ----------
+    with open(os.path.join(ROOT, "docs", "http.md"), encoding="utf-8") as f:
+        pairs = re.findall(r"```lua\n(.*?)```\n```text\n(.*?)```", f.read(), re.S)
+    s.check("docs/http.md has examples", len(pairs) >= 8, "found %d" % len(pairs))
+    for i, (code, want) in enumerate(pairs, 1):
+        r = lua(code)
+        s.eq("docs/http.md example %d" % i, (r.rc, r.out, r.err), (0, want, ""), code)
 
     r = interrupt("""
 http.get(BASE .. "/hang")
