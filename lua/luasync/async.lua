@@ -32,19 +32,24 @@ local function full_frames(co, e, frames)
 end
 M.full_frames = full_frames
 
--- Runs in the task's fiber; rec is that fiber's record (see sched.lua).
-local function run_task(p, fn, ...)
-  local rec = running()
-  rec.promise = p
-  p._task = rec
-  local ok, r = xpcall(fn, on_error, ...)
+-- A task's end (see sched.fiber_main): p is its Promise, or sched.GO.
+local GO = sched.GO
+sched.set_task_hooks(function(p, v)
+  if p == GO then return end
   p._task = false  -- the record goes back to the pool: cancel no longer reaches it
-  if ok then
-    return resolve(p, r)
+  return resolve(p, v)
+end, function(p, rec, e)
+  local frames = full_frames(rec, e, errors.capture(0, rec.co))
+  if p == GO then
+    -- cancelled go() tasks are not reported, as cancelled promises are not
+    if type(e) == "table" and e.cancelled == true and e.kind == "cancelled" then return end
+    p = new()
+  else
+    p._task = false
   end
-  local e = r[1]
-  return settle(p, REJECTED, e, full_frames(rec, e, r[2]))
-end
+  -- a go() task has no promise: its error is reported as an unhandled rejection
+  return settle(p, REJECTED, e, frames)
+end)
 
 --- spawn(fn, ...) -> Promise of fn's first result; fn runs now until it first suspends
 local function spawn(fn, ...)
@@ -52,7 +57,7 @@ local function spawn(fn, ...)
     error("spawn: expected a function, got " .. type(fn), 2)
   end
   local p = new()
-  sched.start(run_task, p, fn, ...)
+  sched.start_task(p, fn, ...)
   return p
 end
 M.spawn = spawn
@@ -62,7 +67,7 @@ function M.go(fn, ...)
   if type(fn) ~= "function" and not (type(fn) == "table" and getmetatable(fn) and getmetatable(fn).__call) then
     error("go: expected a function, got " .. type(fn), 2)
   end
-  spawn(fn, ...)
+  sched.start_task(GO, fn, ...)
 end
 
 --- async(fn) -> function(...) that starts fn(...) as a task and returns its Promise

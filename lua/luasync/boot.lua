@@ -172,7 +172,6 @@ function hooks.start(chunk, opts)
   end
   main_promise = async.spawn(chunk, unpack(arg or {}))
   main_promise._main = true
-  if main_promise._task then main_promise._task.main = true end
   Promise._add_reaction(main_promise, function(_, st, v)
     if st == Promise.REJECTED then
       local e = v
@@ -202,7 +201,7 @@ end
 function hooks.parked_lines()
   local lines = {}
   for _, rec in ipairs(sched.parked()) do
-    local who = rec.main and "main task" or "task"
+    local who = (main_promise and rec.promise == main_promise) and "main task" or "task"
     lines[#lines + 1] = string.format("  %s: %s waits on %s", where(rec), who, describe_wait(rec.op))
   end
   return lines
@@ -249,7 +248,11 @@ function hooks.on_signal(signum)
   -- Cancel in-flight work, then exit 128+N.
   if main_promise then main_promise:cancel("interrupted") end
   for _, rec in ipairs(sched.parked()) do
-    if rec.promise then rec.promise:cancel("interrupted") end
+    if Promise.is(rec.promise) then
+      rec.promise:cancel("interrupted")
+    elseif rec.promise == sched.GO then
+      sched.cancel(rec, errors.cancelled("interrupted"))
+    end
   end
   return 128 + signum
 end

@@ -8,9 +8,10 @@ local PARK = require("luasync.sched").PARK
 local co_create, co_resume, co_yield = coroutine.create, coroutine.resume, coroutine.yield
 local error = error
 
+-- (PARK travels with the op it waits on; the scheduler records the wait.)
 local function pass(co, ok, first, ...)
   if ok and first == PARK then
-    return pass(co, co_resume(co, co_yield(PARK)))
+    return pass(co, co_resume(co, co_yield(first, ...)))
   end
   return ok, first, ...
 end
@@ -22,7 +23,7 @@ end
 local function wrap_pass(co, ok, first, ...)
   if ok then
     if first == PARK then
-      return wrap_pass(co, co_resume(co, co_yield(PARK)))
+      return wrap_pass(co, co_resume(co, co_yield(first, ...)))
     end
     return first, ...
   end

@@ -56,14 +56,22 @@ end
 function M.capture(level, co)
   local frames = {}
   local getinfo = debug.getinfo
+  local infos = {}
   for lv = level, level + 40 do
     local info
     if co then info = getinfo(co, lv, "Sln") else info = getinfo(lv + 1, "Sln") end
     if not info then break end
+    infos[#infos + 1] = info
+  end
+  for i, info in ipairs(infos) do
     local src = info.source or "?"
     if not internal(src) then
       local file = info.short_src or src
       local name = info.name
+      -- A name comes from the calling line; a call made by luasync itself (a task
+      -- body, a handler) names nothing the user wrote.
+      local caller = infos[i + 1]
+      if name and caller and internal(caller.source or "?") then name = nil end
       if not name then
         if info.what == "main" then name = "main chunk"
         else name = "<" .. file .. ":" .. tostring(info.linedefined or 0) .. ">" end

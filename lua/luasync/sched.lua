@@ -13,7 +13,6 @@ local core = require("luasync.core")
 
 local co_create, co_resume, co_yield = coroutine.create, coroutine.resume, coroutine.yield
 local co_isyieldable = coroutine.isyieldable
-local core_yield = core.yield
 local type, error, select, getmetatable = type, error, select, getmetatable
 
 local M = {}
@@ -30,8 +29,11 @@ local head, tail = 1, 0
 
 -- Every fiber has a permanent record, reused with the fiber from the pool:
 --   { co = coroutine, op = what it is parked on (false when not parked),
---     prev/next = links in the list of parked fibers, seq = order of parking,
---     task fields while it runs a spawned task: promise, main, cancel_err }
+--     prev/next = links in the list of parked fibers,
+--     promise = the task's Promise while it runs a spawned task, GO for a task
+--     started by go() (no promise), false otherwise; cancel_err (rare, added
+--     when a running task is cancelled) }
+-- The list of parked fibers is kept in the order they parked.
 -- `current` is the record of the fiber being run, or nil outside any task. The
 -- record is the handle other modules keep to wake a parked task.
 local current = nil
@@ -39,7 +41,7 @@ local pool, npool = {}, 0    -- records of finished fibers, ready for reuse
 local POOL_MAX = 512
 local parked_head = { next = false, prev = false }  -- sentinel of the parked list
 parked_head.next, parked_head.prev = parked_head, parked_head
-local nparked, seq = 0, 0
+local nparked = 0
 
 --- sched.defer(f, a, b, c): queue a microtask
 local function defer(f, a, b, c)
@@ -75,23 +77,26 @@ function M.park(op)
   if rec == nil then error("await called outside an async task", 2) end
   local cerr = rec.cancel_err
   if cerr then
-    rec.cancel_err = false
+    rec.cancel_err = nil
     error(cerr, 0)
   end
+  -- The scheduler records the wait (rec.op, the parked list) once the yield has
+  -- happened (after_resume), so a yield that cannot happen changes nothing. That
+  -- is code the VM runs on its own, such as a __gc finalizer, or a C function
+  -- in between (table.sort's comparator). A protected call keeps the stack of a
+  -- parked task small, where a C function would need 20 free slots.
+  local ok, a, b = pcall(co_yield, PARK, op)
+  if ok then return a, b end
+  error("await called outside an async task", 0)
+end
+
+local function link(rec, op)
   rec.op = op
-  seq = seq + 1
-  rec.seq = seq
   local last = parked_head.prev
   rec.prev, rec.next = last, parked_head
   last.next = rec
   parked_head.prev = rec
   nparked = nparked + 1
-  local x, y = core_yield(PARK)
-  if x ~= PARK then return x, y end
-  -- Not yieldable: code the VM runs on its own, such as a __gc finalizer.
-  rec.op = false
-  unlink(rec)
-  error("await called outside an async task", 0)
 end
 
 --- sched.wake(rec, op, a, b) -> bool: queue the resume of rec if it still waits on op
@@ -136,9 +141,25 @@ function M.cancel(rec, err)
   return true
 end
 
+-- A task's body runs straight in its fiber, with no protected call around it:
+-- every frame there would grow each parked coroutine's stack (memory per task).
+-- An error kills the fiber instead, and after_resume reports it from the dead
+-- coroutine's stack, which Lua keeps intact.
+local GO = setmetatable({}, { __tostring = function() return "luasync.GO" end })
+M.GO = GO
+local task_done, task_failed  -- set by luasync.async
+
 -- Fibers: pooled coroutines that run one job after another.
 local function fiber_main(f, ...)
-  f(...)
+  if current.promise then
+    local v = f(...)
+    local rec = current
+    local p = rec.promise
+    rec.promise = false
+    task_done(p, v)
+  else
+    f(...)
+  end
   return fiber_main(co_yield(DONE))
 end
 
@@ -149,27 +170,51 @@ local function get_fiber()
     npool = npool - 1
     return rec
   end
-  -- eight fields: LuaJIT gives the table exactly eight hash slots
-  return { co = co_create(fiber_main), op = false, prev = false, next = false, seq = 0,
-           promise = false, main = false, cancel_err = false }
+  return { co = co_create(fiber_main), op = false, prev = false, next = false, promise = false }
 end
 
 local on_fiber_error  -- set by the runtime: internal failure escaping a fiber
 local requeue_yield   -- plain coroutine.yield at task level: resume next loop turn
 
-local function after_resume(rec, ok, r)
-  if r == PARK then return end
+local function after_resume(rec, ok, r, op)
+  if r == PARK then return link(rec, op) end
   if r == DONE then
     if npool < POOL_MAX then
-      rec.promise, rec.main, rec.cancel_err = false, false, false
+      rec.cancel_err = nil
       npool = npool + 1
       pool[npool] = rec
     end
     return
   end
-  if not ok then return on_fiber_error(rec, r) end
+  if not ok then
+    -- The fiber is dead (never pooled again). A task's error fails the task.
+    local p = rec.promise
+    if p then
+      rec.promise = false
+      return task_failed(p, rec, r)
+    end
+    return on_fiber_error(rec, r)
+  end
   -- coroutine.yield() straight from a task body: it yields to the loop once.
   return requeue_yield(rec)
+end
+
+--- sched.start_task(p, fn, ...): run fn(...) as a task now, until it first
+-- suspends; p is its Promise (or GO). Its end calls task_done(p, first result)
+-- or task_failed(p, rec, err).
+function M.start_task(p, f, ...)
+  local rec = get_fiber()
+  rec.promise = p
+  if p ~= GO then p._task = rec end
+  local prev = current
+  current = rec
+  local ok, r, op = co_resume(rec.co, f, ...)
+  current = prev
+  return after_resume(rec, ok, r, op)
+end
+
+function M.set_task_hooks(done, failed)
+  task_done, task_failed = done, failed
 end
 
 --- sched.start(f, ...): run f(...) in a fresh fiber now, until it first suspends.
@@ -177,9 +222,9 @@ function M.start(f, ...)
   local rec = get_fiber()
   local prev = current
   current = rec
-  local ok, r = co_resume(rec.co, f, ...)
+  local ok, r, op = co_resume(rec.co, f, ...)
   current = prev
-  return after_resume(rec, ok, r)
+  return after_resume(rec, ok, r, op)
 end
 
 local function drain_microtasks()
@@ -197,21 +242,21 @@ end
 function M.run()
   while head <= tail do
     local f = qf[head]
-    local rec, ok, r
+    local rec, ok, r, op
     if f == RESUME then
       local a, b
       rec, a, b = qa[head], qb[head], qc[head]
       qf[head], qa[head], qb[head], qc[head] = nil, nil, nil, nil
       head = head + 1
       current = rec
-      ok, r = co_resume(rec.co, a, b)
+      ok, r, op = co_resume(rec.co, a, b)
     else
       rec = get_fiber()
       current = rec
-      ok, r = co_resume(rec.co, drain_microtasks)
+      ok, r, op = co_resume(rec.co, drain_microtasks)
     end
     current = nil
-    after_resume(rec, ok, r)
+    after_resume(rec, ok, r, op)
   end
   head, tail = 1, 0
 end
@@ -361,14 +406,7 @@ requeue_yield = function(rec)
   live = live + 1
   heap_push(e)
   if heap[1] == e then arm() end
-  rec.op = e
-  seq = seq + 1
-  rec.seq = seq
-  local last = parked_head.prev
-  rec.prev, rec.next = last, parked_head
-  last.next = rec
-  parked_head.prev = rec
-  nparked = nparked + 1
+  link(rec, e)
 end
 
 --- Called by the runtime when the libuv timer fires.

@@ -98,8 +98,9 @@ end)
 await(s:forEach(print))
 ''')
 main_lua = os.path.join(s.tmp, "main.lua")
-want_err = ("%s:2: no twos\nstack traceback:\n\t%s:2: in fn\n  awaited at:\n\t%s:5: in main chunk\n"
-            % (main_lua, main_lua, main_lua))
+# The mapping function is named by where it was defined: luasync called it, not user code.
+want_err = ("%s:2: no twos\nstack traceback:\n\t%s:2: in <%s:1>\n  awaited at:\n\t%s:5: in main chunk\n"
+            % (main_lua, main_lua, main_lua, main_lua))
 s.eq("an uncaught stream error: exit 1, message and stack", (r.rc, r.out, r.err), (1, "1\n", want_err), r)
 
 r = s.lua('''Stream.from({ 1, 2 }):mapAsync(function(x)

@@ -83,7 +83,7 @@ end
 function M.cancel_parked(baseline, why)
   for _, rec in ipairs(sched.parked()) do
     if new_since(rec, baseline) then
-      if rec.promise then rec.promise:cancel(why) else sched.cancel(rec, errors.cancelled(why)) end
+      if Promise.is(rec.promise) then rec.promise:cancel(why) else sched.cancel(rec, errors.cancelled(why)) end
     end
   end
 end
