@@ -11,8 +11,11 @@ local function pattern(n)
   return (string.rep("abcdefghijklmnopqrstuvwxyz", math.floor(n / 26) + 1):sub(1, n))
 end
 
+-- args: {program, arg...} for node, else the arguments of python3.
 local function start_server(args)
-  local srv = process.spawn("python3", args)
+  local cmd = "python3"
+  if args[1] == "node" then cmd = table.remove(args, 1) end
+  local srv = process.spawn(cmd, args)
   local port = srv.stdout:readLine()
   assert.matches("^%d+$", port)
   return srv, port
@@ -412,5 +415,54 @@ describe("fetch", function()
   it("applies timeout to the whole transfer", function()
     local e = assert.rejects(fetch(base .. "/hang", { timeout = 0.1 }))
     assert.equals("timeout", e.kind)
+  end)
+end)
+
+describe("https", function()
+  local tls, tls_port
+
+  setup(function()
+    tls, tls_port = start_server({ fixture, "--port", "0", "--tls" })
+  end)
+
+  teardown(function()
+    stop_server(tls)
+  end)
+
+  it("verifies certificates: a self-signed one fails with kind tls", function()
+    local e = assert.rejects(http.get("https://127.0.0.1:" .. tls_port .. "/small"))
+    assert.equals("tls", e.kind)
+  end)
+
+  it("insecure=true skips verification", function()
+    local r = await(http.get("https://127.0.0.1:" .. tls_port .. "/small", { insecure = true }))
+    assert.equals(200, r.status)
+    assert.equals(pattern(64), r.body)
+  end)
+end)
+
+describe("http/2", function()
+  local h2, h2_port
+
+  setup(function()
+    h2, h2_port = start_server({ "node", src .. "/tests/fixtures/h2_server.mjs" })
+  end)
+
+  teardown(function()
+    stop_server(h2)
+  end)
+
+  it("multiplexes concurrent requests on one connection", function()
+    local ps = {}
+    for i = 1, 20 do
+      ps[i] = http.get("https://127.0.0.1:" .. h2_port .. "/r" .. i, { insecure = true })
+    end
+    local rs = await(Promise.all(ps))
+    for i = 1, 20 do
+      assert.equals(200, rs[i].status)
+      assert.equals("h2 /r" .. i, rs[i].body)
+      assert.equals("a, b", rs[i].headers["x-rep"])
+    end
+    assert.equals("1", rs[20].headers["x-sessions"])
   end)
 end)
