@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages luasync needs to build and test. Idempotent and
 # non-interactive; skips apt entirely when everything is already installed.
-#   bash scripts/install-deps.sh            build + test dependencies
+#   bash scripts/install-deps.sh            build + test dependencies (python3 and node run test fixtures)
 #   bash scripts/install-deps.sh --fuzz     also clang and its fuzzer runtime
 set -euo pipefail
 
@@ -9,7 +9,7 @@ packages=(
   g++ cmake ninja-build pkg-config git
   libluajit2-5.1-dev libuv1-dev libcurl4-openssl-dev
   nlohmann-json3-dev libcli11-dev catch2
-  python3
+  python3 nodejs
 )
 if [[ "${1:-}" == "--fuzz" ]]; then
   packages+=(clang libclang-rt-14-dev)
