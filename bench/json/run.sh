@@ -19,7 +19,7 @@ doc="$dir/llm-${size}mb.json"
 [ -f "$doc" ] || python3 bench/json/gen.py "$doc" "$size"
 
 results=()
-measure() {  # name command... ; appends "name decode_ms encode_ms"
+measure() {  # name command... ; appends "name decode_ms encode_ms first_decode_ms first_encode_ms"
   local name=$1
   shift
   local line
@@ -27,7 +27,7 @@ measure() {  # name command... ; appends "name decode_ms encode_ms"
     echo "skipped $name: $line" >&2
     return
   fi
-  results+=("$name $(awk '{print $2, $4}' <<<"$line")")
+  results+=("$name $(awk '{print $2, $4, $6, $8}' <<<"$line")")
 }
 
 if [ -x "$bin" ]; then
@@ -54,20 +54,21 @@ if command -v node >/dev/null; then
 fi
 
 bytes=$(wc -c <"$doc")
-echo "document: $doc ($bytes bytes), median of $runs runs, CPU time"
+echo "document: $doc ($bytes bytes); CPU time in ms: median of $runs calls after 2 warm-up calls,"
+echo "and the process's first call (which also faults in fresh memory)"
 printf '%s\n' "${results[@]}" | awk -v mb="$(awk -v b="$bytes" 'BEGIN{print b/1e6}')" '
-  { n = NF; name[NR] = $1; for (i = 2; i <= n - 2; i++) name[NR] = name[NR] " " $i
+  { n = NF; name[NR] = $1; for (i = 2; i <= n - 4; i++) name[NR] = name[NR] " " $i
     if (substr($0, 1, 2) == "  ") name[NR] = "  " name[NR]
-    dec[NR] = $(n - 1); enc[NR] = $n
+    dec[NR] = $(n - 3); enc[NR] = $(n - 2); fdec[NR] = $(n - 1); fenc[NR] = $n
     if (name[NR] == "lua-cjson") { cd = dec[NR]; ce = enc[NR] }
     if (name[NR] ~ /^node/) { nd = dec[NR]; ne = enc[NR] } }
   END {
-    printf "%-22s %10s %10s %9s %9s %11s %11s %10s %10s\n", "implementation", "decode ms", "encode ms",
-           "dec MB/s", "enc MB/s", "dec/cjson", "enc/cjson", "dec/node", "enc/node"
+    printf "%-22s %8s %8s %8s %8s %9s %9s %9s %9s %9s %9s\n", "implementation", "decode", "encode",
+           "dec MB/s", "enc MB/s", "dec/cjson", "enc/cjson", "dec/node", "enc/node", "1st dec", "1st enc"
     for (i = 1; i <= NR; i++)
-      printf "%-22s %10.1f %10.1f %9.0f %9.0f %11s %11s %10s %10s\n", name[i], dec[i], enc[i],
+      printf "%-22s %8.1f %8.1f %8.0f %8.0f %9s %9s %9s %9s %9.1f %9.1f\n", name[i], dec[i], enc[i],
              mb / dec[i] * 1000, mb / enc[i] * 1000,
              cd ? sprintf("%.2fx", dec[i] / cd) : "-", ce ? sprintf("%.2fx", enc[i] / ce) : "-",
-             nd ? sprintf("%.2fx", dec[i] / nd) : "-", ne ? sprintf("%.2fx", enc[i] / ne) : "-"
+             nd ? sprintf("%.2fx", dec[i] / nd) : "-", ne ? sprintf("%.2fx", enc[i] / ne) : "-", fdec[i], fenc[i]
     print "(ratios are time / time: below 1.00x is faster)"
   }'
