@@ -245,7 +245,7 @@ bool Request::Setup(std::string* error) {
     ok = ok && append(value.empty() ? name + ";" : name + ": " + value);
   }
   // No "Expect: 100-continue" round trip, and no form Content-Type that the caller did not ask for.
-  if (!HasHeader(o.headers, "expect")) ok = ok && append("Expect:");
+  if (has_body && !HasHeader(o.headers, "expect")) ok = ok && append("Expect:");
   if (has_body && !HasHeader(o.headers, "content-type")) ok = ok && append("Content-Type:");
   header_list_ = list;
   if (!ok) {
