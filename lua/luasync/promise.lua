@@ -29,9 +29,9 @@ local unhandled, nunhandled = {}, 0
 
 -- Promise tables are created with every hot field present (false = empty), so
 -- LuaJIT sizes them once instead of rehashing as fields are added.
---   _state, _value; _f1/_a1: first reaction; _n: reactions ever added (> 0 = handled)
+--   _state, _value; _f1/_a1: first reaction (_a1 added with it); _n: reactions ever added (> 0 = handled)
 local function new()
-  return setmetatable({ _state = PENDING, _value = false, _f1 = false, _a1 = false, _n = 0 }, Promise)
+  return setmetatable({ _state = PENDING, _value = false, _f1 = false, _n = 0 }, Promise)
 end
 M._new = new
 
@@ -70,7 +70,7 @@ settle = function(p, st, v, trace)
   if f then
     p._f1 = false
     fire(f, p._a1, st, v, p)
-    p._a1 = false
+    p._a1 = nil
     local more = p._more
     if more then
       p._more = nil
