@@ -277,7 +277,9 @@ describe("llm stream events", function()
       { '{"id":"a","choices":[{"index":0,"delta":{"content":"a","role":null},"finish_reason":null}]}', nil },
       { '{"id":"a","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null},'
         .. '{"index":1,"delta":{"content":"b"},"finish_reason":null}]}', nil },
-      { '{"id":"a","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}],"usage":{"x":1}}', nil },
+      { '{"id":"a","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}],"usage":{"x":1}}', "a" },
+      { '{"id":"a","choices":[{"index":1,"delta":{"content":"b"},"finish_reason":null}]}', nil },
+      { '{"id":"a","choices":[{"finish_reason":null,"index":0,"delta":{"content":"c"}}]}', nil },
       { '{"id":"a","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}],"usage":null}', "a" },
       { '{"error":{"message":"m"},"choices":[{"delta":{"content":"a"},"finish_reason":null}]}', nil },
       { '{"id":"a","choices":[{"index":0,"delta":{"content": "a"},"finish_reason":null}]}', nil },
@@ -291,7 +293,8 @@ describe("llm stream events", function()
       local d = openai.event(st, ev(c[1]))
       local obj = json.decode(c[1])
       if not obj.error then
-        local content = obj.choices[1].delta.content
+        local c1 = obj.choices[1]
+        local content = (c1.index == nil or c1.index == 0) and c1.delta.content or ""
         assert.equals(content ~= "" and content or nil, d)
       end
     end
@@ -464,6 +467,25 @@ describe("llm limiter", function()
   end)
 end)
 
+describe("llm limiter callbacks", function()
+  it("acquire_cb runs at once when a slot is free, else in turn after release", function()
+    local lim = limiter.new(1)
+    local log = {}
+    lim:acquire_cb(function(v) log[#log + 1] = v end, "a")
+    lim:acquire_cb(function(v) log[#log + 1] = v end, "b")
+    local waiter = spawn(function() lim:acquire(); log[#log + 1] = "task"; lim:release() end)
+    assert.same({ "a" }, log)
+    lim:release()                 -- hands the slot to "b", as a microtask
+    assert.same({ "a" }, log)
+    sleep(0)
+    assert.same({ "a", "b" }, log)
+    lim:release()                 -- then to the task
+    await(waiter)
+    assert.same({ "a", "b", "task" }, log)
+    assert.equals(0, lim.active)
+  end)
+end)
+
 describe("llm usage", function()
   it("totals per model, and the --llm-usage table", function()
     local t = {}
@@ -575,6 +597,25 @@ describe("llm calls on a fake transport", function()
     assert.same({ "a", "b" }, got)
     assert.same({ "protocol", "ab", 2 }, { e.kind, e.partial, #sent })
     assert.rejects(s:result(), "the stream ended before its final event")
+  end)
+
+  it("a stream closed while it waits for a slot gives the slot on; no request is sent for it", function()
+    local function ok_stream() return { events = {
+      { event = "message", data = '{"id":"c","model":"m","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}]}' },
+      { event = "message", data = "[DONE]" } } }
+    end
+    replies[1], replies[2] = ok_stream(), ok_stream()
+    local c = client({ max_concurrency = 1 })
+    local s1 = c.stream("one")
+    local s2 = c.stream("two")     -- queued behind s1
+    local s3 = c.stream("three")   -- queued behind s2
+    assert.equals(1, #sent)
+    s2:close()
+    assert.rejects(s2:result(), "stream closed")
+    assert.same({ "x" }, await(s1:collect()))
+    assert.same({ "x" }, await(s3:collect()))
+    assert.equals(2, #sent)
+    assert.equals("three", json.decode(sent[2].body).messages[1].content)
   end)
 
   it("JSON mode: invalid JSON from the model is a protocol error with the text", function()

@@ -6,11 +6,12 @@
 -- chat(client, req, body) -> Promise of the result table (a task: slot, attempts, parse).
 -- open_stream(client, req, body) -> Stream of text deltas with s:result().
 --
--- A stream starts its request at once, in a task ("open") that holds the slot
--- and retries until the first delta arrives. After that the consumer's reads
--- pull events straight from the HTTP body stream, so one event costs a read,
--- a JSON decode and a table lookup, with no task switch. A failure after the
--- first delta is final: the error carries the text so far in err.partial.
+-- A stream sends its first request as soon as it gets a concurrency slot (at once
+-- when one is free), without a task of its own. Its reader's task then checks the
+-- status, retries until the first delta arrives, and after that pulls events
+-- straight from the HTTP body stream: one event costs a read, a JSON decode (or
+-- the provider's fast path) and a table lookup, with no task switch. A failure
+-- after the first delta is final: the error carries the text so far in err.partial.
 local sched = require("luasync.sched")
 local Promise = require("luasync.promise")
 local async = require("luasync.async")
@@ -21,10 +22,12 @@ local retry = require("luasync.llm.retry")
 local usage = require("luasync.llm.usage")
 local request = require("luasync.llm.request")
 local transport = require("luasync.llm.transport")
+local errors = require("luasync.errors")
 
 local await, spawn, sleep = Promise.await, async.spawn, sched.sleep
 local decode = json.decode
-local type, pcall, error, pairs, tostring, getmetatable = type, pcall, error, pairs, tostring, getmetatable
+local type, pcall, error, pairs, tostring, getmetatable, setmetatable =
+  type, pcall, error, pairs, tostring, getmetatable, setmetatable
 local concat = table.concat
 
 local M = {}
@@ -139,9 +142,15 @@ end
 ---------------------------------------------------------------------------
 -- Streams. The state x of one stream:
 --   client, req, body (JSON text), P, st (provider stream state), hbody (HTTP body
---   stream), headers, open (promise of the open task), first (delta found by the
---   open task), slot (holds a limiter slot), pulled, finished, ok/value (outcome),
---   result_p (promise given out by s:result()), stream (the Stream)
+--   stream), headers, slot (holds a limiter slot), first_p (promise of the first
+--   attempt's response, sent as soon as the slot was free), start_err, slot_p (a
+--   reader waiting for the slot), first (delta found while opening), pulled, opened,
+--   finished, ok/value (outcome), result_p (promise given out by s:result()), stream.
+--
+-- No task is made per stream: the first request is sent from the limiter's callback,
+-- and everything else (status, retries, the first delta) runs in the reader's task.
+
+local PENDING = Promise.PENDING
 
 local function finalize(x, ok, v)
   if x.finished then return end
@@ -149,6 +158,11 @@ local function finalize(x, ok, v)
   if x.slot then
     x.slot = false
     x.client.limiter:release()
+  end
+  local p = x.first_p
+  if p then
+    x.first_p = false
+    if p._state == PENDING then p:cancel("stream closed") end   -- aborts the transfer
   end
   local hb = x.hbody
   if hb then
@@ -159,9 +173,9 @@ local function finalize(x, ok, v)
     v.partial = x.P.text(x.st)
   end
   x.ok, x.value = ok, v
-  local p = x.result_p
-  if p then
-    if ok then Promise._fulfill(p, v) else Promise._reject(p, v) end
+  local rp = x.result_p
+  if rp then
+    if ok then Promise._fulfill(rp, v) else Promise._reject(rp, v) end
   end
 end
 
@@ -169,9 +183,8 @@ end
 local function read_event(x)
   local hb, st = x.hbody, x.st
   local event = x.P.event
-  local read = hb.read
   while true do
-    local ok, ev = pcall(read, hb)
+    local ok, ev = pcall(hb._pull)
     if not ok then
       if st.done then return nil end   -- the terminal event arrived: what follows does not matter
       return nil, lerr.from_transport(x.P.name, ev, x.headers)
@@ -204,14 +217,33 @@ local function finish_ok(x)
   return nil
 end
 
--- Attempts until the first delta (x.first) or the regular end of a reply without text.
+-- The stream was closed while its reader waited: stop with the recorded outcome.
+local function check_open(x)
+  if x.finished then error(x.value, 0) end
+end
+
+-- In the reader's task: attempts until the first delta (x.first) or the regular end of a
+-- reply without text. Raises the final error.
 local function open_attempts(x)
+  if not x.slot then
+    local w = x.slot_p
+    if not w then
+      w = Promise._new()
+      x.slot_p = w
+    end
+    await(w)
+  end
+  check_open(x)
+  if x.start_err then error(x.start_err, 0) end
   local client, P = x.client, x.P
   local name = P.name
   local attempt = 0
   while true do
     local err, headers
-    local ok, res = pcall(await, send(client, x.body, true))
+    local p = x.first_p
+    if p then x.first_p = false else p = send(client, x.body, true) end
+    local ok, res = pcall(await, p)
+    check_open(x)
     if not ok then
       err = lerr.from_transport(name, res)
     else
@@ -223,6 +255,7 @@ local function open_attempts(x)
         x.st = P.new_state(x.req)
         local d
         d, err = read_event(x)
+        check_open(x)
         if not err then
           if d then
             x.first = d
@@ -237,25 +270,28 @@ local function open_attempts(x)
         hb:close()
       else
         err = lerr.from_status(name, status, headers, read_all(res.body))
+        check_open(x)
       end
     end
     after_failure(client, err, attempt, headers)
+    check_open(x)
     attempt = attempt + 1
   end
 end
 
-local function open_task(x)
-  local lim = x.client.limiter
-  local ok, err = pcall(lim.acquire, lim)
-  if not ok then
-    finalize(x, false, err)
-    error(err, 0)
+-- Runs once the stream holds a slot (limiter callback): send the first request now.
+local function start(x)
+  if x.finished then   -- closed while it waited for the slot
+    x.client.limiter:release()
+    return
   end
   x.slot = true
-  ok, err = pcall(open_attempts, x)
-  if not ok then
-    finalize(x, false, err)
-    error(err, 0)
+  local ok, p = pcall(send, x.client, x.body, true)
+  if ok then x.first_p = p else x.start_err = p end
+  local w = x.slot_p
+  if w then
+    x.slot_p = false
+    Promise._fulfill(w, true)
   end
 end
 
@@ -265,9 +301,9 @@ local function pull(x)
     error(x.value, 0)
   end
   if not x.opened then
-    x.pulled = true
-    local ok, err = pcall(await, x.open)
     x.opened = true
+    x.pulled = true
+    local ok, err = pcall(open_attempts, x)
     if not ok then
       finalize(x, false, err)
       error(x.value, 0)
@@ -284,6 +320,10 @@ local function pull(x)
   end
   local d, err = read_event(x)
   if d then return d end
+  if x.finished then   -- closed by someone else while this task waited
+    if x.ok then return nil end
+    error(x.value, 0)
+  end
   if not err then
     err = finish_ok(x)
     if not err then return nil end
@@ -320,21 +360,26 @@ local function result_method(s)
   return p
 end
 
+-- The Stream's pull and close functions are callable tables, not closures: a stream
+-- costs a few tables and no task.
+local Pull = { __call = function(self) return pull(self.x) end }
+local Close = {
+  __call = function(self)
+    local x = self.x
+    if x.finished then return end
+    finalize(x, false, errors.cancelled("stream closed"))
+  end,
+}
+
 function M.open_stream(client, req, body)
   local x = { client = client, req = req, body = body, P = client.P, st = false, hbody = false, headers = false,
-              open = false, first = false, slot = false, pulled = false, opened = false, finished = false,
-              ok = false, value = false, result_p = false, stream = false }
-  local s = Stream.new(function() return pull(x) end, function()
-    if x.finished then return end
-    local err = require("luasync.errors").cancelled("stream closed")
-    if x.open and x.open._state == Promise.PENDING then x.open:cancel("stream closed") end
-    finalize(x, false, err)
-  end)
+              slot = false, first_p = false, start_err = false, slot_p = false, first = false, pulled = false,
+              opened = false, finished = false, ok = false, value = false, result_p = false, stream = false }
+  local s = Stream.new(setmetatable({ x = x }, Pull), setmetatable({ x = x }, Close))
   s._llm = x
   s.result = result_method
   x.stream = s
-  x.open = spawn(open_task, x)
-  x.open._handled = true   -- its failure reaches the reader (or s:result()), never "unhandled"
+  client.limiter:acquire_cb(start, x)
   return s
 end
 

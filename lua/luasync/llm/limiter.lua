@@ -5,13 +5,16 @@
 --   ... (nothing that can yield before the pcall that guarantees the release)
 --   lim:release()
 --
+--   lim:acquire_cb(fn, arg)   -- no task needed: fn(arg) runs once a slot is held
+--                             -- (at once if one is free, else as a microtask later)
+--
 -- A waiter cancelled while queued (its task's promise cancelled) leaves the queue
 -- without taking a slot. release() hands the slot straight to the next waiter,
 -- so a late arrival cannot jump the queue.
 local sched = require("luasync.sched")
 
-local park, wake, running = sched.park, sched.wake, sched.running
-local setmetatable, error = setmetatable, error
+local park, wake, running, defer = sched.park, sched.wake, sched.running, sched.defer
+local setmetatable, getmetatable, error = setmetatable, getmetatable, error
 
 local Limiter = {}
 Limiter.__index = Limiter
@@ -42,6 +45,20 @@ function Limiter:acquire()
   -- woken by release(): the slot was handed over (active unchanged)
 end
 
+-- A queued callback: {fn, arg}
+local Callback = {}
+Callback.__index = Callback
+
+function Limiter:acquire_cb(fn, arg)
+  if self.active < self.max and self.head > self.tail then
+    self.active = self.active + 1
+    return fn(arg)
+  end
+  local t = self.tail + 1
+  self.tail = t
+  self.queue[t] = setmetatable({ fn = fn, arg = arg }, Callback)
+end
+
 function Limiter:release()
   local q = self.queue
   while self.head <= self.tail do
@@ -49,6 +66,10 @@ function Limiter:release()
     local op = q[h]
     q[h] = nil
     self.head = h + 1
+    if getmetatable(op) == Callback then
+      defer(op.fn, op.arg)   -- never from inside release(): its caller may be anywhere
+      return
+    end
     if not op.cancelled and wake(op.rec, op, true) then return end
   end
   self.active = self.active - 1

@@ -9,7 +9,7 @@ local request = require("luasync.llm.request")
 
 local decode, null = json.decode, json.null
 local type, pcall, ipairs, tostring, concat = type, pcall, ipairs, tostring, table.concat
-local find, sub = string.find, string.sub
+local find, sub, byte = string.find, string.sub, string.byte
 
 local P = { name = "openai", framing = "sse" }
 
@@ -97,23 +97,28 @@ function P.new_state()
   return { parts = {}, n = 0, id = false, model = false, finish = false, usage = false, done = false }
 end
 
--- Fast path for the event that makes up almost the whole stream, a plain content delta:
---   {..."choices":[{"index":0,"delta":{"content":"TEXT"},...,"finish_reason":null}]...}
+-- Fast path for the event that makes up almost the whole stream, a plain content delta
+-- of the first choice, as OpenAI and vLLM write it:
+--   {...,"choices":[{"index":0,"delta":{"content":"TEXT"},...,"finish_reason":null}]...}
 -- Returns TEXT without decoding the JSON, or nil when the event is anything else (the
--- first event, a finish/usage/error/tool event, several choices, escapes in TEXT, other
--- spacing): those take the full decode. Inside JSON strings a quote is always escaped,
--- so the patterns below can only match the object's own keys.
+-- first event, finish/usage/tool events, another choice, escapes in TEXT, other field
+-- order or spacing): those take the full decode. Inside a JSON string a quote is always
+-- escaped, so the patterns can only match the object's own keys. Each pattern starts
+-- with a character that is rare in such events ('{', 'f', 'd'): string.find checks every
+-- occurrence of the first character with a memcmp.
+local HEAD = '{"index":0,"delta":{"content":"'
 local function plain_delta(data)
-  local _, b = find(data, '"delta":{"content":"', 1, true)
-  if not b then return nil end
-  local e = find(data, '"', b + 1, true)
-  if not e or sub(data, e, e + 1) ~= '"}' then return nil end   -- delta has more fields, or TEXT has a quote
-  if find(data, "\\", b + 1, true) and find(data, "\\", b + 1, true) < e then return nil end
-  if not find(data, '"finish_reason":null', e, true) then return nil end
-  if find(data, '"delta":', e, true) or find(data, '"usage":{', 1, true) or find(data, '"error":', 1, true) then
-    return nil
-  end
-  return sub(data, b + 1, e - 1)
+  local a = find(data, HEAD, 1, true)
+  if not a then return nil end
+  local b = a + #HEAD                                   -- TEXT starts here
+  local e = find(data, '"', b, true)
+  if not e or byte(data, e + 1) ~= 125 then return nil end   -- '}': content is delta's only field
+  local bs = find(data, "\\", b, true)
+  if bs and bs < e then return nil end
+  local f = find(data, 'finish_reason":null', e, true)
+  if not f or byte(data, f - 1) ~= 34 then return nil end
+  if find(data, 'delta":', e, true) then return nil end    -- a second choice
+  return sub(data, b, e - 1)
 end
 P._plain_delta = plain_delta
 
@@ -147,7 +152,7 @@ function P.event(st, ev)
   local choices = obj.choices
   if type(choices) == "table" then
     local c = choices[1]
-    if c then
+    if type(c) == "table" and (c.index == nil or c.index == 0) then
       local fr = c.finish_reason
       if fr ~= nil and fr ~= null then st.finish = fr end
       local d = c.delta
