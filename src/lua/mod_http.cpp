@@ -192,7 +192,8 @@ int l_next(lua_State* L) {
         break;
       }
     }
-    if (ev == 0) {
+    if (ev == 0 || t->ctx_ref == LUA_NOREF) {  // nothing left (aborted), or nobody to tell
+      t->pending = 0;
       b->hub->Pop();
       ReleaseIfIdle(L, t);
       continue;
