@@ -300,6 +300,38 @@ describe("llm stream events", function()
     end
   end)
 
+  it("Anthropic and Ollama fast paths agree with a full decode", function()
+    local a_cases = {
+      { '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" hi"}}', " hi" },
+      { '{"type":"content_block_delta","index":2,"delta":{"type":"text_delta","text":"x"}}', "x" },
+      { '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a\\nb"}}', nil },
+      { '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"q\\""}}', nil },
+      { '{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\\"a"}}', nil },
+      { '{"type":"content_block_delta","index":0,"delta":{"text":"x","type":"text_delta"}}', nil },
+      { '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"},"extra":1}', nil },
+    }
+    for _, c in ipairs(a_cases) do
+      assert.equals(c[2], anthropic._plain_delta(c[1]), c[1])
+      local d = json.decode(c[1]).delta
+      local want = d.text or d.partial_json
+      assert.equals(want, anthropic.event(anthropic.new_state(), ev(c[1], "content_block_delta")), c[1])
+    end
+    local o_cases = {
+      { '{"model":"l","created_at":"t","message":{"role":"assistant","content":" yo"},"done":false}', " yo" },
+      { '{"model":"l","created_at":"t","message":{"role":"assistant","content":"a\\u00e9"},"done":false}', nil },
+      { '{"model":"l","created_at":"t","message":{"role":"assistant","content":"x"},"done":true,"eval_count":1}', nil },
+      { '{"model":"l","created_at":"t","message":{"role":"assistant","content":"","thinking":"hm"},"done":false}', nil },
+      { '{"model":"l","message":{"role":"assistant","content":"x"},"done":false,"extra":1}', nil },
+    }
+    for _, c in ipairs(o_cases) do
+      assert.equals(c[2], ollama._plain_delta(c[1]), c[1])
+      local st = ollama.new_state()
+      st.model = "l"
+      local content = json.decode(c[1]).message.content
+      assert.equals(content ~= "" and content or nil, ollama.event(st, c[1]), c[1])
+    end
+  end)
+
   it("OpenAI: an error frame and invalid JSON are errors", function()
     local st = openai.new_state()
     local _, err = openai.event(st, ev('{"error":{"message":"Overloaded","type":"server_error"}}'))

@@ -15,6 +15,7 @@ local request = require("luasync.llm.request")
 
 local decode, encode, null = json.decode, json.encode, json.null
 local type, pcall, ipairs, tostring, concat = type, pcall, ipairs, tostring, table.concat
+local find, sub, byte = string.find, string.sub, string.byte
 
 local P = { name = "anthropic", framing = "sse" }
 
@@ -107,9 +108,36 @@ end
 
 local IGNORED = { ping = true, content_block_start = true, content_block_stop = true }
 
+-- Fast path for a plain text delta, nearly every event of a stream:
+--   {"type":"content_block_delta","index":N,"delta":{"type":"text_delta","text":"TEXT"}}
+-- Returns TEXT without decoding the JSON, or nil (escapes in TEXT, other field order or
+-- spacing) for the full decode. As in openai.lua, patterns start with a rare character.
+local HEAD = '{"type":"text_delta","text":"'
+local function plain_delta(data)
+  local a = find(data, HEAD, 1, true)
+  if not a then return nil end
+  local b = a + #HEAD
+  local e = find(data, '"', b, true)
+  if not e or byte(data, e + 1) ~= 125 or byte(data, e + 2) ~= 125 or e + 2 ~= #data then return nil end
+  local bs = find(data, "\\", b, true)
+  if bs and bs < e then return nil end
+  return sub(data, b, e - 1)
+end
+P._plain_delta = plain_delta
+
 function P.event(st, ev)
   local name = ev.event
   if IGNORED[name] then return nil end
+  if name == "content_block_delta" then
+    local t = plain_delta(ev.data)
+    if t then
+      if t == "" then return nil end
+      local n = st.n + 1
+      st.n = n
+      st.parts[n] = t
+      return t
+    end
+  end
   local ok, obj = pcall(decode, ev.data)
   if not ok or type(obj) ~= "table" then
     return nil, lerr.protocol("anthropic", "invalid JSON in the event stream: " .. tostring(obj))

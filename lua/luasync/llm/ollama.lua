@@ -10,7 +10,8 @@ local lerr = require("luasync.llm.error")
 local request = require("luasync.llm.request")
 
 local decode = json.decode
-local type, pcall, ipairs, tostring, concat = type, pcall, ipairs, tostring, table.concat
+local type, pcall, ipairs, tostring, tonumber, pairs, concat = type, pcall, ipairs, tostring, tonumber, pairs, table.concat
+local find, sub, byte = string.find, string.sub, string.byte
 
 local P = { name = "ollama", framing = "ndjson" }
 
@@ -60,7 +61,36 @@ function P.new_state()
   return { parts = {}, n = 0, model = false, last = false, done = false }
 end
 
+-- Fast path for a plain content line, nearly every line of a stream:
+--   {"model":"M","created_at":"T","message":{"role":"assistant","content":"TEXT"},"done":false}
+-- Returns TEXT without decoding the JSON, or nil (the first line, the done line, tool
+-- calls, thinking, escapes in TEXT, other field order or spacing) for the full decode.
+local HEAD = '{"role":"assistant","content":"'
+local function plain_delta(line)
+  local a = find(line, HEAD, 1, true)
+  if not a then return nil end
+  local b = a + #HEAD
+  local e = find(line, '"', b, true)
+  if not e or byte(line, e + 1) ~= 125 then return nil end   -- '}': message has no other field
+  local bs = find(line, "\\", b, true)
+  if bs and bs < e then return nil end
+  local f = find(line, 'done":false}', e, true)
+  if not f or byte(line, f - 1) ~= 34 or f + 11 ~= #line then return nil end
+  return sub(line, b, e - 1)
+end
+P._plain_delta = plain_delta
+
 function P.event(st, line)
+  if st.model then
+    local t = plain_delta(line)
+    if t then
+      if t == "" then return nil end
+      local n = st.n + 1
+      st.n = n
+      st.parts[n] = t
+      return t
+    end
+  end
   local ok, obj = pcall(decode, line)
   if not ok or type(obj) ~= "table" then
     return nil, lerr.protocol("ollama", "invalid JSON in the NDJSON stream: " .. tostring(obj))
