@@ -284,6 +284,17 @@ describe("llm errors", function()
   end)
 end)
 
+describe("llm stream read late", function()
+  it("a failure before the first read reaches the reader, not the unhandled-rejection report", function()
+    local c = llm.client{ provider = "openai", base_url = "http://127.0.0.1:1/v1", max_retries = 0 }
+    local s = c.stream("x")
+    sleep(0.1)   -- the connection has failed by now
+    local ok, e = pcall(function() for _ in s:iter() do end end)
+    assert.equals(false, ok)
+    assert.equals("connect", e.kind)
+  end)
+end)
+
 describe("llm concurrency", function()
   it("never more than max_concurrency in flight under 100 concurrent calls, answers in order", function()
     local c = client("openai", { max_concurrency = 4, scenario = "latency-ms=10" })

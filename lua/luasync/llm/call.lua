@@ -287,7 +287,12 @@ local function start(x)
   end
   x.slot = true
   local ok, p = pcall(send, x.client, x.body, true)
-  if ok then x.first_p = p else x.start_err = p end
+  if ok then
+    p._handled = true   -- its failure reaches the reader; never an unhandled rejection
+    x.first_p = p
+  else
+    x.start_err = p
+  end
   local w = x.slot_p
   if w then
     x.slot_p = false
