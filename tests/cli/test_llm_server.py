@@ -590,7 +590,7 @@ def concurrency_is_counted():
 
     def worker():
         barrier.wait()
-        results.append(openai("tokens=4", scenario="delay-ms=300", stream=True).status)
+        results.append(openai("tokens=4", scenario="delay-ms=500", stream=True).status)  # ~2 s each: they overlap even on a loaded machine
 
     threads = [threading.Thread(target=worker) for _ in range(n)]
     for t in threads:
