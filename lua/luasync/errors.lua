@@ -36,11 +36,17 @@ function M.describe(e)
   if t == "string" then return e end
   if t == "table" then
     local mt = getmetatable(e)
-    if mt and mt.__tostring then return tostring(e) end
+    if mt and mt.__tostring then
+      -- a __tostring that fails must not turn a user error into a crash report
+      local ok, text = pcall(tostring, e)
+      if ok and type(text) == "string" then return text end
+      return "(error object is a table value whose __tostring failed)"
+    end
     if e.message ~= nil then
       if e.kind ~= nil then return tostring(e.kind) .. ": " .. tostring(e.message) end
       return tostring(e.message)
     end
+    return "(error object is a table value)"
   end
   if e == nil then return "nil" end
   return tostring(e)
