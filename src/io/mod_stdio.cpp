@@ -16,23 +16,6 @@ int l_stdio_stdin(lua_State* L) {
   return 1;
 }
 
-// stdio.write(fd, s1, s2, ...) -> accepted: appends to the ordered stdout (1)
-// or stderr (2) buffer; false when stdout's buffer is past its high-water mark.
-int l_stdio_write(lua_State* L) {
-  int fd = static_cast<int>(luaL_checkinteger(L, 1));
-  Runtime* rt = Runtime::Get(L);
-  Output& out = fd == 2 ? rt->err() : rt->out();
-  int n = lua_gettop(L);
-  for (int i = 2; i <= n; i++) {
-    size_t len;
-    const char* s = lua_tolstring(L, i, &len);
-    if (!s) return luaL_argerror(L, i, "string expected");
-    out.Write(s, len);
-  }
-  lua_pushboolean(L, out.buffered() < out.high_water() || out.high_water() == 0);
-  return 1;
-}
-
 // stdio.state() -> buffered, high_water, written, appended (stdout)
 int l_stdio_state(lua_State* L) {
   Output& out = Runtime::Get(L)->out();
@@ -69,7 +52,7 @@ int luaopen_stdio(lua_State* L) {
   Runtime* rt = Runtime::Get(L);
   rt->out().SetDrainListener([rt] { g_drain.Fire(rt); });
   rt->AtShutdown([rt] { g_drain.Disarm(rt); });
-  static const luaL_Reg fns[] = {{"stdin", l_stdio_stdin},         {"write", l_stdio_write},
+  static const luaL_Reg fns[] = {{"stdin", l_stdio_stdin},         {"write", l_core_write},
                                  {"state", l_stdio_state},         {"kick", l_stdio_kick},
                                  {"wait_drain", l_stdio_wait_drain}, {nullptr, nullptr}};
   lua_newtable(L);

@@ -48,7 +48,11 @@ int l_core_timer_stop(lua_State* L) {
   return 0;
 }
 
-// core.write(fd, s1, s2, ...): appends to the ordered stdout (1) or stderr (2) buffer
+}  // namespace
+
+// core.write(fd, s1, s2, ...) -> accepted: appends to the ordered stdout (1) or
+// stderr (2) buffer; false when that buffer is past its high-water mark (the
+// stdio module's writables wait for a drain then). Also registered as stdio.write.
 int l_core_write(lua_State* L) {
   int fd = static_cast<int>(luaL_checkinteger(L, 1));
   Runtime* rt = Runtime::Get(L);
@@ -60,8 +64,11 @@ int l_core_write(lua_State* L) {
     if (!s) return luaL_argerror(L, i, "string expected");
     out.Write(s, len);
   }
-  return 0;
+  lua_pushboolean(L, out.buffered() < out.high_water() || out.high_water() == 0);
+  return 1;
 }
+
+namespace {
 
 // core.flush(): writes buffered stdout now
 int l_core_flush(lua_State* L) {

@@ -108,4 +108,7 @@ class Runtime {
   std::vector<std::function<void()>> shutdown_hooks_;
 };
 
+/// core.write / stdio.write(fd, s1, ...) -> accepted (src/lua/mod_core.cpp).
+int l_core_write(lua_State* L);
+
 }  // namespace luasync
