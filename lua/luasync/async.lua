@@ -39,7 +39,7 @@ sched.set_task_hooks(function(p, v)
   p._task = false  -- the record goes back to the pool: cancel no longer reaches it
   return resolve(p, v)
 end, function(p, rec, e)
-  local frames = full_frames(rec, e, errors.capture(0, rec.co))
+  local frames = full_frames(rec, e, errors.capture(0, sched.task_co(rec)))
   if p == GO then
     -- cancelled go() tasks are not reported, as cancelled promises are not
     if type(e) == "table" and e.cancelled == true and e.kind == "cancelled" then return end

@@ -152,7 +152,7 @@ local function check_unhandled()
 end
 
 sched.set_hooks(function(rec, err)
-  report("luasync: internal error in a task: ", err, errors.capture(0, rec.co))
+  report("luasync: internal error in a task: ", err, errors.capture(0, sched.task_co(rec)))
   exit_now(70)
 end)
 
@@ -183,7 +183,7 @@ function hooks.start(chunk, opts)
 end
 
 local function where(rec)
-  local frames = errors.capture(0, rec.co)
+  local frames = errors.capture(0, sched.task_co(rec))
   local f = frames[1]
   if f then return f.file .. ":" .. f.line end
   return "?"
@@ -201,8 +201,8 @@ end
 function hooks.parked_lines()
   local lines = {}
   for _, rec in ipairs(sched.parked()) do
-    local who = (main_promise and rec.promise == main_promise) and "main task" or "task"
-    lines[#lines + 1] = string.format("  %s: %s waits on %s", where(rec), who, describe_wait(rec.op))
+    local who = (main_promise and sched.task_promise(rec) == main_promise) and "main task" or "task"
+    lines[#lines + 1] = string.format("  %s: %s waits on %s", where(rec), who, describe_wait(sched.task_op(rec)))
   end
   return lines
 end
@@ -248,9 +248,10 @@ function hooks.on_signal(signum)
   -- Cancel in-flight work, then exit 128+N.
   if main_promise then main_promise:cancel("interrupted") end
   for _, rec in ipairs(sched.parked()) do
-    if Promise.is(rec.promise) then
-      rec.promise:cancel("interrupted")
-    elseif rec.promise == sched.GO then
+    local rp = sched.task_promise(rec)
+    if Promise.is(rp) then
+      rp:cancel("interrupted")
+    elseif rp == sched.GO then
       sched.cancel(rec, errors.cancelled("interrupted"))
     end
   end

@@ -7,7 +7,7 @@
 -- completely before control goes back to the loop.
 --
 -- A fiber suspends by yielding PARK after recording what it waits on in its
--- record (`rec.op`); that is the wake token, so a stale wake-up (a promise
+-- record (`rec[OP]`); that is the wake token, so a stale wake-up (a promise
 -- settling after the task was cancelled) is ignored.
 local core = require("luasync.core")
 
@@ -27,21 +27,29 @@ local function RESUME() end  -- marker in the queue for "resume a parked fiber"
 local qf, qa, qb, qc = {}, {}, {}, {}
 local head, tail = 1, 0
 
--- Every fiber has a permanent record, reused with the fiber from the pool:
---   { co = coroutine, op = what it is parked on (false when not parked),
---     prev/next = links in the list of parked fibers,
---     promise = the task's Promise while it runs a spawned task, GO for a task
---     started by go() (no promise), false otherwise; cancel_err (rare, added
---     when a running task is cancelled) }
+-- Every fiber has a permanent record, reused with the fiber from the pool. It is
+-- array-shaped (no hash part: 112 bytes where five named fields took 256):
+--   [CO] coroutine, [OP] what it is parked on (false when not parked),
+--   [PREV]/[NEXT] links in the list of parked fibers,
+--   [PROMISE] the task's Promise while it runs a spawned task, GO for a task
+--   started by go() (no promise), false otherwise,
+--   [CERR] the error to raise at its next suspension when a running task is
+--   cancelled, else false.
+-- Other modules read it through task_co/task_op/task_promise.
 -- The list of parked fibers is kept in the order they parked.
 -- `current` is the record of the fiber being run, or nil outside any task. The
 -- record is the handle other modules keep to wake a parked task.
+local CO, OP, PREV, NEXT, PROMISE, CERR = 1, 2, 3, 4, 5, 6
 local current = nil
 local pool, npool = {}, 0    -- records of finished fibers, ready for reuse
 local POOL_MAX = 512
-local parked_head = { next = false, prev = false }  -- sentinel of the parked list
-parked_head.next, parked_head.prev = parked_head, parked_head
+local parked_head = { false, false, false, false, false, false }  -- sentinel of the parked list
+parked_head[PREV], parked_head[NEXT] = parked_head, parked_head
 local nparked = 0
+
+function M.task_co(rec) return rec[CO] end
+function M.task_op(rec) return rec[OP] end
+function M.task_promise(rec) return rec[PROMISE] end
 
 --- sched.defer(f, a, b, c): queue a microtask
 local function defer(f, a, b, c)
@@ -64,9 +72,9 @@ end
 function M.running() return current end
 
 local function unlink(rec)
-  local p, n = rec.prev, rec.next
-  p.next, n.prev = n, p
-  rec.prev, rec.next = false, false
+  local p, n = rec[PREV], rec[NEXT]
+  p[NEXT], n[PREV] = n, p
+  rec[PREV], rec[NEXT] = false, false
   nparked = nparked - 1
 end
 
@@ -75,12 +83,12 @@ end
 function M.park(op)
   local rec = current
   if rec == nil then error("await called outside an async task", 2) end
-  local cerr = rec.cancel_err
+  local cerr = rec[CERR]
   if cerr then
-    rec.cancel_err = nil
+    rec[CERR] = false
     error(cerr, 0)
   end
-  -- The scheduler records the wait (rec.op, the parked list) once the yield has
+  -- The scheduler records the wait (rec[OP], the parked list) once the yield has
   -- happened (after_resume), so a yield that cannot happen changes nothing. That
   -- is code the VM runs on its own, such as a __gc finalizer, or a C function
   -- in between (table.sort's comparator). A protected call keeps the stack of a
@@ -91,18 +99,18 @@ function M.park(op)
 end
 
 local function link(rec, op)
-  rec.op = op
-  local last = parked_head.prev
-  rec.prev, rec.next = last, parked_head
-  last.next = rec
-  parked_head.prev = rec
+  rec[OP] = op
+  local last = parked_head[PREV]
+  rec[PREV], rec[NEXT] = last, parked_head
+  last[NEXT] = rec
+  parked_head[PREV] = rec
   nparked = nparked + 1
 end
 
 --- sched.wake(rec, op, a, b) -> bool: queue the resume of rec if it still waits on op
 local function wake(rec, op, a, b)
-  if rec.op ~= op then return false end
-  rec.op = false
+  if rec[OP] ~= op then return false end
+  rec[OP] = false
   unlink(rec)
   local t = tail + 1
   tail = t
@@ -112,7 +120,7 @@ end
 M.wake = wake
 
 --- sched.is_waiting(rec, op) -> bool
-function M.is_waiting(rec, op) return rec.op == op end
+function M.is_waiting(rec, op) return rec[OP] == op end
 
 -- Ops whose `cancel` method means something else (promises) register how to
 -- undo a wait on them: unparkers[metatable] = function(op, rec, err).
@@ -122,12 +130,12 @@ function M.register_unpark(mt, fn) unparkers[mt] = fn end
 --- sched.cancel(rec, err): cancel the task at its current suspension: undo its
 -- wait (op:cancel(rec)) and resume it with (false, err), so await raises err.
 function M.cancel(rec, err)
-  local op = rec.op
+  local op = rec[OP]
   if not op then
-    rec.cancel_err = err  -- raised at its next suspension
+    rec[CERR] = err  -- raised at its next suspension
     return false
   end
-  rec.op = false
+  rec[OP] = false
   unlink(rec)
   local unpark = unparkers[getmetatable(op)]
   if unpark then
@@ -151,11 +159,11 @@ local task_done, task_failed  -- set by luasync.async
 
 -- Fibers: pooled coroutines that run one job after another.
 local function fiber_main(f, ...)
-  if current.promise then
+  if current[PROMISE] then
     local v = f(...)
     local rec = current
-    local p = rec.promise
-    rec.promise = false
+    local p = rec[PROMISE]
+    rec[PROMISE] = false
     task_done(p, v)
   else
     f(...)
@@ -170,7 +178,7 @@ local function get_fiber()
     npool = npool - 1
     return rec
   end
-  return { co = co_create(fiber_main), op = false, prev = false, next = false, promise = false }
+  return { co_create(fiber_main), false, false, false, false, false }
 end
 
 local on_fiber_error  -- set by the runtime: internal failure escaping a fiber
@@ -180,7 +188,7 @@ local function after_resume(rec, ok, r, op)
   if r == PARK then return link(rec, op) end
   if r == DONE then
     if npool < POOL_MAX then
-      rec.cancel_err = nil
+      rec[CERR] = false
       npool = npool + 1
       pool[npool] = rec
     end
@@ -188,9 +196,9 @@ local function after_resume(rec, ok, r, op)
   end
   if not ok then
     -- The fiber is dead (never pooled again). A task's error fails the task.
-    local p = rec.promise
+    local p = rec[PROMISE]
     if p then
-      rec.promise = false
+      rec[PROMISE] = false
       return task_failed(p, rec, r)
     end
     return on_fiber_error(rec, r)
@@ -204,11 +212,11 @@ end
 -- or task_failed(p, rec, err).
 function M.start_task(p, f, ...)
   local rec = get_fiber()
-  rec.promise = p
+  rec[PROMISE] = p
   if p ~= GO then p._task = rec end
   local prev = current
   current = rec
-  local ok, r, op = co_resume(rec.co, f, ...)
+  local ok, r, op = co_resume(rec[CO], f, ...)
   current = prev
   return after_resume(rec, ok, r, op)
 end
@@ -222,7 +230,7 @@ function M.start(f, ...)
   local rec = get_fiber()
   local prev = current
   current = rec
-  local ok, r, op = co_resume(rec.co, f, ...)
+  local ok, r, op = co_resume(rec[CO], f, ...)
   current = prev
   return after_resume(rec, ok, r, op)
 end
@@ -249,11 +257,11 @@ function M.run()
       qf[head], qa[head], qb[head], qc[head] = nil, nil, nil, nil
       head = head + 1
       current = rec
-      ok, r, op = co_resume(rec.co, a, b)
+      ok, r, op = co_resume(rec[CO], a, b)
     else
       rec = get_fiber()
       current = rec
-      ok, r, op = co_resume(rec.co, drain_microtasks)
+      ok, r, op = co_resume(rec[CO], drain_microtasks)
     end
     current = nil
     after_resume(rec, ok, r, op)
@@ -265,7 +273,8 @@ function M.pending() return tail - head + 1 end
 
 ---------------------------------------------------------------------------
 -- Timer heap: one libuv timer armed for the earliest deadline.
--- Entries: {t = deadline_ms, s = seq, rec = fiber record} or {t=, s=, fn=, arg=}
+-- Entries: {t = deadline_ms, s = seq, fn =, arg =} for callbacks, or a Bucket
+-- of sleeping fibers (below).
 local heap, nheap = {}, 0
 local tseq = 0
 local live = 0           -- entries not cancelled
@@ -381,32 +390,52 @@ function M.cancel_timer(e)
   end
 end
 
--- A sleeping fiber's wait op is its timer entry.
-local TimerOp = { what = "sleep" }
-TimerOp.__index = TimerOp
-function TimerOp:cancel() M.cancel_timer(self) end
+-- Sleeping fibers share timer entries: a sleep joins the newest entry when it
+-- has the same deadline (milliseconds), so many tasks sleeping alike cost one
+-- array slot each instead of an entry apiece. Only the newest entry is joined,
+-- which keeps timers with equal deadlines firing in the order they were set.
+-- A bucket is the wait op (wake token) of every fiber in it:
+--   { t = deadline, s = seq, n = fibers added, left = fibers still waiting,
+--     [1..n] = fiber records }
+local Bucket = { what = "sleep" }
+Bucket.__index = Bucket
+-- A cancelled sleep stays in the list; wake() skips it by its token.
+function Bucket:cancel()
+  local left = self.left - 1
+  self.left = left
+  if left == 0 then M.cancel_timer(self) end
+end
+
+local last_bucket = false  -- the newest timer entry, if it is a bucket
+
+local function sleep_on(rec, t)
+  local b = last_bucket
+  if b and b.t == t and b.s == tseq and not b.dead then
+    local n = b.n + 1
+    b.n, b.left = n, b.left + 1
+    b[n] = rec
+    return b
+  end
+  tseq = tseq + 1
+  b = setmetatable({ rec, t = t, s = tseq, n = 1, left = 1, dead = false }, Bucket)
+  last_bucket = b
+  live = live + 1
+  heap_push(b)
+  if heap[1] == b then arm() end
+  return b
+end
 
 --- sched.sleep(seconds): suspend the running task (sleep(0) yields once to the loop)
 function M.sleep(seconds)
   local rec = current
   -- (park raises where the code cannot yield, e.g. in __gc; the entry then fires for nothing)
   if rec == nil then error("await called outside an async task", 2) end
-  tseq = tseq + 1
-  local e = setmetatable({ t = now() + ms_of(seconds), s = tseq, rec = rec }, TimerOp)
-  live = live + 1
-  heap_push(e)
-  if heap[1] == e then arm() end
-  local ok, err = M.park(e)
+  local ok, err = M.park(sleep_on(rec, now() + ms_of(seconds)))
   if ok == false then error(err, 0) end  -- cancelled while sleeping
 end
 
 requeue_yield = function(rec)
-  tseq = tseq + 1
-  local e = setmetatable({ t = now(), s = tseq, rec = rec }, TimerOp)
-  live = live + 1
-  heap_push(e)
-  if heap[1] == e then arm() end
-  link(rec, e)
+  link(rec, sleep_on(rec, now()))
 end
 
 --- Called by the runtime when the libuv timer fires.
@@ -418,11 +447,11 @@ function M.on_timer()
     if not e.dead then
       e.dead = true
       live = live - 1
-      local rec = e.rec
-      if rec then
-        wake(rec, e, true)
-      else
+      if e.fn then
         defer(e.fn, e.arg, e)
+      else
+        if e == last_bucket then last_bucket = false end
+        for i = 1, e.n do wake(e[i], e, true) end
       end
     end
   end
@@ -436,10 +465,10 @@ end
 --- sched.parked() -> list of fiber records of every parked task, oldest first
 function M.parked()
   local list = {}
-  local rec = parked_head.next
+  local rec = parked_head[NEXT]
   while rec ~= parked_head do
     list[#list + 1] = rec
-    rec = rec.next
+    rec = rec[NEXT]
   end
   return list
 end

@@ -67,9 +67,9 @@ function M.parked_lines(baseline)
   local lines = {}
   for _, rec in ipairs(sched.parked()) do
     if new_since(rec, baseline) then
-      local fr = M.user_frames(errors.capture(0, rec.co))[1]
+      local fr = M.user_frames(errors.capture(0, sched.task_co(rec)))[1]
       local at = fr and (fr.file .. ":" .. fr.line) or "?"
-      local op, what = rec.op, "an event"
+      local op, what = sched.task_op(rec), "an event"
       if type(op) == "table" then
         if getmetatable(op) == Promise then what = "a promise" elseif op.what then what = op.what end
       end
@@ -83,7 +83,8 @@ end
 function M.cancel_parked(baseline, why)
   for _, rec in ipairs(sched.parked()) do
     if new_since(rec, baseline) then
-      if Promise.is(rec.promise) then rec.promise:cancel(why) else sched.cancel(rec, errors.cancelled(why)) end
+      local rp = sched.task_promise(rec)
+      if Promise.is(rp) then rp:cancel(why) else sched.cancel(rec, errors.cancelled(why)) end
     end
   end
 end
