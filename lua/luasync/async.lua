@@ -36,7 +36,7 @@ M.full_frames = full_frames
 local GO = sched.GO
 sched.set_task_hooks(function(p, v)
   if p == GO then return end
-  p._task = false  -- the record goes back to the pool: cancel no longer reaches it
+  p[6] = false  -- the record goes back to the pool: cancel no longer reaches it
   return resolve(p, v)
 end, function(p, rec, e)
   local frames = full_frames(rec, e, errors.capture(0, sched.task_co(rec)))
@@ -45,7 +45,7 @@ end, function(p, rec, e)
     if type(e) == "table" and e.cancelled == true and e.kind == "cancelled" then return end
     p = new()
   else
-    p._task = false
+    p[6] = false
   end
   -- a go() task has no promise: its error is reported as an unhandled rejection
   return settle(p, REJECTED, e, frames)

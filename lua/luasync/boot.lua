@@ -144,7 +144,7 @@ local function check_unhandled()
   for _, p in ipairs(list) do
     -- under `luasync test`, the runner fails the running test instead
     if not p._cancelled and not (hooks.test and hooks.test.on_unhandled(p)) then
-      report("luasync: unhandled rejection: ", p._value, p._trace)
+      report("luasync: unhandled rejection: ", p[2], p._trace)
       exit_code = 1
       if options.strict ~= false then exit_now(1) end
     end
@@ -209,7 +209,7 @@ end
 
 function hooks.on_loop_empty()
   if hooks.test then return hooks.test.on_loop_empty() end
-  if main_promise and main_promise._state == Promise.PENDING then
+  if main_promise and main_promise[1] == Promise.PENDING then
     local lines = hooks.parked_lines()
     local n = #lines
     write(2, string.format("deadlock: %d task%s blocked forever\n", n, n == 1 and "" or "s"))

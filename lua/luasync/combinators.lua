@@ -34,7 +34,7 @@ function Promise.all(t)
   local results, left = {}, n
   if n == 0 then settle(out, FULFILLED, results); return out end
   each(t, n, function(i, st, v)
-    if out._state ~= PENDING then return end
+    if out[1] ~= PENDING then return end
     if st == REJECTED then return settle(out, REJECTED, v) end
     results[i] = v
     left = left - 1
@@ -70,7 +70,7 @@ function Promise.any(t)
   local errs, left = {}, n
   if n == 0 then settle(out, REJECTED, aggregate(errs)); return out end
   each(t, n, function(i, st, v)
-    if out._state ~= PENDING then return end
+    if out[1] ~= PENDING then return end
     if st == FULFILLED then return settle(out, FULFILLED, v) end
     errs[i] = v
     left = left - 1
@@ -101,7 +101,7 @@ function Promise:timeout(seconds)
   local src = self
   local out = new()
   local e = sched.add_timer(tonumber(seconds) or 0, function()
-    if out._state ~= PENDING then return end
+    if out[1] ~= PENDING then return end
     settle(out, REJECTED, errors.timeout(string.format("timed out after %gs", seconds)))
     src:cancel("timed out")
   end)
@@ -131,7 +131,7 @@ function Promise.map(items, fn, opts)
   local launch
   local function on_done(i, st, v)
     inflight[i] = nil
-    if out._state ~= PENDING then return end
+    if out[1] ~= PENDING then return end
     if st == REJECTED then
       settle(out, REJECTED, v)
       for _, p in pairs(inflight) do p:cancel("Promise.map: another item failed") end
@@ -143,7 +143,7 @@ function Promise.map(items, fn, opts)
     launch()
   end
   launch = function()
-    while next_i <= n and out._state == PENDING do
+    while next_i <= n and out[1] == PENDING do
       local count_inflight = 0
       for _ in pairs(inflight) do count_inflight = count_inflight + 1 end
       if count_inflight >= limit then return end

@@ -213,7 +213,7 @@ end
 function M.start_task(p, f, ...)
   local rec = get_fiber()
   rec[PROMISE] = p
-  if p ~= GO then p._task = rec end
+  if p ~= GO then p[6] = rec end  -- the promise's link to its task (see luasync.promise)
   local prev = current
   current = rec
   local ok, r, op = co_resume(rec[CO], f, ...)

@@ -75,7 +75,7 @@ end
 -- Returns true when it failed the running test.
 function M.on_unhandled(p)
   if not current or finished then return false end
-  fail(current, "unhandled rejection: ", p._value, p._trace)
+  fail(current, "unhandled rejection: ", p[2], p._trace)
   return true
 end
 step.on_unhandled = M.on_unhandled

@@ -162,7 +162,7 @@ local function finalize(x, ok, v)
   local p = x.first_p
   if p then
     x.first_p = false
-    if p._state == PENDING then p:cancel("stream closed") end   -- aborts the transfer
+    if p:status() == "pending" then p:cancel("stream closed") end   -- aborts the transfer
   end
   local hb = x.hbody
   if hb then

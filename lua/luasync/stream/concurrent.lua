@@ -96,7 +96,7 @@ return function(M, Stream)
             local p = spawn(fn, v)
             tail = tail + 1
             q[tail] = p
-            local st = p._state
+            local st = p[1]
             if st == PENDING then
               inflight[p] = true
               add_reaction(p, on_settle, p)  -- also marks a rejection as handled
@@ -109,7 +109,7 @@ return function(M, Stream)
         if failed then fail(failed) end
         if head > tail then return nil end
         local p = q[head]
-        local st = p._state
+        local st = p[1]
         if st == PENDING then
           wait(waiters, "stream mapAsync")
         elseif st == REJECTED then
@@ -117,7 +117,7 @@ return function(M, Stream)
         else
           q[head] = nil
           head = head + 1
-          local r = p._value
+          local r = p[2]
           if r ~= nil then return r end
         end
       end
@@ -157,7 +157,7 @@ return function(M, Stream)
             up_done = true
           else
             local p = spawn(fn, v)
-            local st = p._state
+            local st = p[1]
             if st == PENDING then
               running = running + 1
               inflight[p] = true
@@ -165,9 +165,9 @@ return function(M, Stream)
             elseif st == REJECTED then
               failed = failed or p
               break
-            elseif p._value ~= nil then
+            elseif p[2] ~= nil then
               rtail = rtail + 1
-              results[rtail] = p._value
+              results[rtail] = p[2]
             end
           end
         end

@@ -93,7 +93,7 @@ end
 -- Ending a step
 
 local function finish(s, outcome)
-  if s.done._state ~= PENDING then return end
+  if s.done[1] ~= PENDING then return end
   if s.timer then sched.cancel_timer(s.timer); s.timer = nil end
   if outcome ~= "settled" then
     local lines = M.parked_lines(s.baseline)
@@ -115,7 +115,7 @@ local loop_alive = core.loop_alive or function() return next(core.handles()) ~= 
 local watch
 local function tick(s)
   s.timer = nil
-  if s.done._state ~= PENDING then return end
+  if s.done[1] ~= PENDING then return end
   if core.now() >= s.deadline then return finish(s, "timeout") end
   if sched.pending() == 0 and not loop_alive() then return finish(s, "deadlock") end
   watch(s)
@@ -156,7 +156,7 @@ local function take_unhandled()
   if not list then return end
   for _, p in ipairs(list) do
     if not p._cancelled and not (M.on_unhandled and M.on_unhandled(p)) then
-      io.stderr:write(errors.report("luasync: unhandled rejection: ", p._value, p._trace))
+      io.stderr:write(errors.report("luasync: unhandled rejection: ", p[2], p._trace))
     end
   end
 end
@@ -169,7 +169,7 @@ function M.run(fn, ...)
   local p = spawn(fn, ...)
   p._handled = true
   local failure
-  if p._state == PENDING then
+  if p[1] == PENDING then
     local now = core.update_now and core.update_now() or core.now()
     local s = { p = p, done = Promise._new(), deadline = now + M.timeout * 1000,
                 interval = 0.005, baseline = baseline }
@@ -183,7 +183,7 @@ function M.run(fn, ...)
   drain()
   take_unhandled()
   if failure then return false, failure end
-  if p._state == REJECTED then return false, p._value, p._trace end
+  if p[1] == REJECTED then return false, p[2], p._trace end
   return true
 end
 
