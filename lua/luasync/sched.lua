@@ -246,26 +246,66 @@ local function drain_microtasks()
   end
 end
 
---- sched.run(): drain the ready queue. Called only from the top (no fiber running).
-function M.run()
-  while head <= tail do
-    local f = qf[head]
-    local rec, ok, r, op
-    if f == RESUME then
-      local a, b
-      rec, a, b = qa[head], qb[head], qc[head]
-      qf[head], qa[head], qb[head], qc[head] = nil, nil, nil, nil
-      head = head + 1
-      current = rec
-      ok, r, op = co_resume(rec[CO], a, b)
-    else
-      rec = get_fiber()
-      current = rec
-      ok, r, op = co_resume(rec[CO], drain_microtasks)
-    end
-    current = nil
-    after_resume(rec, ok, r, op)
+-- One job of the ready queue: resume a parked fiber, or run microtasks in a
+-- worker fiber until the next resume.
+local function run_one()
+  local f = qf[head]
+  local rec, ok, r, op
+  if f == RESUME then
+    local a, b
+    rec, a, b = qa[head], qb[head], qc[head]
+    qf[head], qa[head], qb[head], qc[head] = nil, nil, nil, nil
+    head = head + 1
+    current = rec
+    ok, r, op = co_resume(rec[CO], a, b)
+  else
+    rec = get_fiber()
+    current = rec
+    ok, r, op = co_resume(rec[CO], drain_microtasks)
   end
+  current = nil
+  return after_resume(rec, ok, r, op)
+end
+
+--- sched.run(): drain the ready queue. Called only from the top (no fiber running).
+--
+-- LuaJIT does not compile coroutine.resume: a trace reaching it ends in a
+-- stitch, and the code after it is recorded as a new trace, which ends where
+-- it can link to a compiled loop or function. The only place to link to in
+-- this loop is run_one's own trace, and that exists only if run_one got hot
+-- while called from interpreted code; once traces run the loop, nothing counts
+-- calls any more. Without it, each stitched continuation ran round the loop to
+-- the resume again and started one more trace: hundreds per run, each an
+-- mprotect of the machine code and a TLB flush. So the first jobs of a process
+-- go through an interpreted copy of the loop until run_one has a trace of its
+-- own (its header instruction gets patched), and only then through the loop
+-- that may be compiled.
+local cold_jobs = 2000  -- bound, for when the JIT is off
+local run_one_hot
+do
+  local ok, jutil = pcall(require, "jit.util")
+  if ok and jit and jit.status() then
+    local header = jutil.funcbc(run_one, 0)
+    run_one_hot = function() return jutil.funcbc(run_one, 0) ~= header end
+  else
+    cold_jobs = 0
+  end
+end
+local function run_cold()
+  while head <= tail do
+    run_one()
+    cold_jobs = cold_jobs - 1
+    if cold_jobs <= 0 or run_one_hot() then
+      cold_jobs = 0
+      return
+    end
+  end
+end
+if jit then jit.off(run_cold) end
+
+function M.run()
+  if cold_jobs > 0 then run_cold() end
+  while head <= tail do run_one() end
   head, tail = 1, 0
 end
 
