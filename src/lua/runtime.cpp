@@ -318,7 +318,7 @@ int Runtime::LoadMain(const RunOptions& opts) {
 int Runtime::Run(const RunOptions& opts) {
   opts_ = opts;
   ::signal(SIGPIPE, SIG_IGN);
-  L_ = luaL_newstate();
+  L_ = lua_newstate(&LuaHeap::Alloc, &heap_);
   if (!L_) {
     std::fprintf(stderr, "luasync: cannot create Lua state\n");
     return 1;

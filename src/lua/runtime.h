@@ -17,6 +17,8 @@ extern "C" {
 #include <lua.h>
 }
 
+#include "lua/lua_heap.h"
+
 namespace luasync {
 
 class Output;
@@ -93,6 +95,7 @@ class Runtime {
   static void OnSignal(uv_signal_t* s, int signum);
 
   uv_loop_t loop_;
+  LuaHeap heap_;  // the Lua state's memory; outlives lua_close
   lua_State* L_ = nullptr;
   Output* out_;
   Output* err_;
