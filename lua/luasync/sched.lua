@@ -255,7 +255,11 @@ local function run_one()
     local a, b
     rec, a, b = qa[head], qb[head], qc[head]
     qf[head], qa[head], qb[head], qc[head] = nil, nil, nil, nil
-    head = head + 1
+    if head < tail then
+      head = head + 1
+    else  -- emptied: start again at slot 1, or the arrays grow without end
+      head, tail = 1, 0
+    end
     current = rec
     ok, r, op = co_resume(rec[CO], a, b)
   else

@@ -14,7 +14,8 @@
 
 #include <cstddef>
 
-// Under AddressSanitizer every block goes to malloc, so that the sanitizer sees them.
+// Under AddressSanitizer the runtime keeps LuaJIT's own allocator (see Runtime::Run); LuaHeap
+// then sends every block to malloc, so that its unit tests still run under the sanitizer.
 #if defined(__SANITIZE_ADDRESS__)
 #define LUASYNC_HEAP_MALLOC_ONLY 1
 #elif defined(__has_feature)
