@@ -210,6 +210,7 @@ end
 function hooks.on_loop_empty()
   if hooks.test then return hooks.test.on_loop_empty() end
   if main_promise and main_promise[1] == Promise.PENDING then
+    if sched.hold_weak_timers() then return -1 end  -- a Channel.after may still wake it
     local lines = hooks.parked_lines()
     local n = #lines
     write(2, string.format("deadlock: %d task%s blocked forever\n", n, n == 1 and "" or "s"))

@@ -469,11 +469,13 @@ end
 local function deliver(ch) ch:trySend(true) end
 
 --- Channel.after(seconds) -> a channel that receives `true` once, after the delay
+-- Like Go's time.After, its timer alone does not keep the process alive once the
+-- main task has ended; a task waiting for it does (see sched.hold_weak_timers).
 function M.after(seconds)
   local s = tonumber(seconds)
   if s == nil then error("Channel.after: expected a number of seconds", 2) end
   local ch = M.new(1)
-  add_timer(s, deliver, ch)
+  add_timer(s, deliver, ch, true)
   return ch
 end
 

@@ -322,6 +322,9 @@ function M.pending() return tail - head + 1 end
 local heap, nheap = {}, 0
 local tseq = 0
 local live = 0           -- entries not cancelled
+local weak = 0           -- of those, weak ones (Channel.after): they alone do not keep the process alive
+local held = false       -- weak timers keep it alive until the next one fires (see hold_weak_timers)
+local reffed = true      -- whether the libuv timer is referenced
 local armed = nil        -- deadline the libuv timer is armed for
 -- Timers count from the moment they are set: the loop clock is refreshed
 -- (uv_update_time) on every read, so work done before a sleep does not shorten
@@ -404,6 +407,11 @@ local function arm()
     local d = top.t - now()
     core.timer_start(d > 0 and d or 0)
   end
+  local ref = held or live > weak
+  if ref ~= reffed then
+    reffed = ref
+    core.timer_ref(ref)
+  end
 end
 
 local function ms_of(seconds)
@@ -416,13 +424,16 @@ local function ms_of(seconds)
 end
 M.ms_of = ms_of
 
---- sched.add_timer(seconds, fn, arg) -> entry (entry.dead = true cancels; use cancel_timer)
-function M.add_timer(seconds, fn, arg)
+--- sched.add_timer(seconds, fn, arg, weak?) -> entry (cancel with cancel_timer)
+-- fn(arg, entry) runs as a microtask at the deadline. A weak timer does not by
+-- itself keep the process alive once the main task has ended (Go's time.After).
+function M.add_timer(seconds, fn, arg, is_weak)
   tseq = tseq + 1
-  local e = { t = now() + ms_of(seconds), s = tseq, fn = fn, arg = arg }
+  local e = { t = now() + ms_of(seconds), s = tseq, fn = fn, arg = arg, weak = is_weak or false }
   live = live + 1
+  if is_weak then weak = weak + 1 end
   heap_push(e)
-  if heap[1] == e then arm() end
+  if heap[1] == e or (not is_weak and not reffed) then arm() end
   return e
 end
 
@@ -430,8 +441,22 @@ function M.cancel_timer(e)
   if not e.dead then
     e.dead = true
     live = live - 1
-    if live == 0 then arm() end
+    if e.weak then weak = weak - 1 end
+    if live == 0 or live == weak then arm() end
   end
+end
+
+--- sched.has_weak_timers() -> bool: a weak timer is pending (it may still wake a task)
+function M.has_weak_timers() return weak > 0 end
+
+--- sched.hold_weak_timers() -> bool: when the loop has run dry while a task
+-- still waits, pending weak timers may yet wake it: keep the process alive
+-- until the next timer fires (true), or report that there are none (false).
+function M.hold_weak_timers()
+  if weak == 0 then return false end
+  held = true
+  arm()
+  return true
 end
 
 -- Sleeping fibers share timer entries: a sleep joins the newest entry when it
@@ -465,7 +490,7 @@ local function sleep_on(rec, t)
   last_bucket = b
   live = live + 1
   heap_push(b)
-  if heap[1] == b then arm() end
+  if heap[1] == b or not reffed then arm() end
   return b
 end
 
@@ -485,12 +510,14 @@ end
 --- Called by the runtime when the libuv timer fires.
 function M.on_timer()
   armed = nil
+  held = false
   local t = now()
   while nheap > 0 and heap[1].t <= t do
     local e = heap_pop()
     if not e.dead then
       e.dead = true
       live = live - 1
+      if e.weak then weak = weak - 1 end
       if e.fn then
         defer(e.fn, e.arg, e)
       else

@@ -48,6 +48,12 @@ int l_core_timer_stop(lua_State* L) {
   return 0;
 }
 
+// core.timer_ref(bool): whether that timer keeps the loop alive
+int l_core_timer_ref(lua_State* L) {
+  Runtime::Get(L)->TimerRef(lua_toboolean(L, 1) != 0);
+  return 0;
+}
+
 }  // namespace
 
 // core.write(fd, s1, s2, ...) -> accepted: appends to the ordered stdout (1) or
@@ -139,6 +145,7 @@ int luaopen_core(lua_State* L) {
                                  {"hrtime", l_core_hrtime},
                                  {"timer_start", l_core_timer_start},
                                  {"timer_stop", l_core_timer_stop},
+                                 {"timer_ref", l_core_timer_ref},
                                  {"write", l_core_write},
                                  {"flush", l_core_flush},
                                  {"exit", l_core_exit},

@@ -214,6 +214,14 @@ void Runtime::RunShutdownHooks() {
 
 void Runtime::TimerStart(uint64_t ms) { uv_timer_start(&timer_, OnTimer, ms, 0); }
 void Runtime::TimerStop() { uv_timer_stop(&timer_); }
+void Runtime::TimerRef(bool ref) {
+  auto* h = reinterpret_cast<uv_handle_t*>(&timer_);
+  if (ref) {
+    uv_ref(h);
+  } else {
+    uv_unref(h);
+  }
+}
 
 void Runtime::OnTimer(uv_timer_t* t) {
   auto* rt = static_cast<Runtime*>(t->data);

@@ -78,6 +78,8 @@ class Runtime {
   // Used by mod_core: the single timer behind Lua's timer heap.
   void TimerStart(uint64_t ms);
   void TimerStop();
+  /// Whether the Lua timer heap's timer keeps the loop alive (false: only Channel.after timers are pending).
+  void TimerRef(bool ref);
   const RunOptions& options() const { return opts_; }
   /// Starts or stops watching a signal (SIGINT, SIGTERM, SIGHUP) for the Lua hook.
   void WatchSignal(int signum, bool on);

@@ -2,6 +2,7 @@
 that keep a wait alive, and the channel examples in docs/examples."""
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lstest import ROOT, Suite  # noqa: E402
@@ -118,6 +119,30 @@ r = s.run(["--unhandled-rejections=warn", main])
 s.eq("abandonment keeps the exit code", r.rc, 1, r)
 s.contains("abandonment keeps the error report", r.err, "task failed", r)
 s.check("no deadlock report after main finished", "deadlock" not in r.err, r)
+
+# --- Channel.after: like Go's time.After, its timer alone keeps nothing alive ------
+
+t0 = time.monotonic()
+r = s.lua('''local ch = Channel.new()
+go(function() sleep(0.05); ch:send("fast") end)
+print(Channel.select({ { ch, "receive" }, { Channel.after(30), "receive" } }))
+''')
+elapsed = time.monotonic() - t0
+s.eq("select with a timeout that did not fire", (r.rc, r.out, r.err), (0, "1\tfast\ttrue\n", ""), r)
+s.check("a pending Channel.after does not hold the exit (%.1f s)" % elapsed, elapsed < 10, r)
+
+r = s.lua('''print(Channel.after(0.05):receive())
+local i, v = Channel.select({ { Channel.new(), "receive" }, { Channel.after(0.05), "receive" } })
+print(i, v)
+''')
+s.eq("main waiting on Channel.after is not a deadlock", (r.rc, r.out, r.err), (0, "true\ttrue\n2\ttrue\n", ""), r)
+
+r = s.lua('''local dummy = Channel.after(0.3)
+local ch = Channel.new()
+ch:receive()
+''')
+s.eq("deadlock reported once the pending Channel.after has fired", (r.rc, r.err),
+     (2, "deadlock: 1 task blocked forever\n  %s:3: main task waits on channel receive\n" % main), r)
 
 # --- Errors -----------------------------------------------------------------------
 

@@ -117,7 +117,9 @@ local function tick(s)
   s.timer = nil
   if s.done[1] ~= PENDING then return end
   if core.now() >= s.deadline then return finish(s, "timeout") end
-  if sched.pending() == 0 and not loop_alive() then return finish(s, "deadlock") end
+  if sched.pending() == 0 and not loop_alive() and not sched.has_weak_timers() then
+    return finish(s, "deadlock")
+  end
   watch(s)
 end
 
@@ -133,6 +135,7 @@ local function on_settled(s) finish(s, "settled") end
 --- loop_empty() -> true when a step was running: it fails as deadlocked
 function M.loop_empty()
   if not active then return false end
+  if sched.hold_weak_timers() then return true end  -- a Channel.after may still wake it
   finish(active, "deadlock")
   return true
 end
