@@ -332,6 +332,45 @@ describe("llm stream events", function()
     end
   end)
 
+  it("OpenAI: a plain first event is not decoded; id and model come from a later chunk, else from it", function()
+    local finish = '{"id":"c9","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}'
+    local function run(events)
+      local st = openai.new_state()
+      local out = {}
+      for _, e in ipairs(events) do
+        local d, err = openai.event(st, ev(e))
+        assert.is_nil(err)
+        if d then out[#out + 1] = d end
+      end
+      return st, out
+    end
+    local first = chunk("Hi").data
+    local st = openai.new_state()
+    assert.equals("Hi", openai.event(st, chunk("Hi")))
+    assert.same({ false, false, first }, { st.id, st.model, st.head })
+    -- the finish chunk is decoded anyway: its id and model are the stream's, and the head is dropped
+    local out
+    st, out = run({ first, chunk(" there").data, finish, "[DONE]" })
+    assert.same({ "Hi", " there" }, out)
+    assert.same({ "c9", "m", false }, { st.id, st.model, st.head })
+    local r = openai.result(st)
+    assert.same({ "Hi there", "stop", "c9", "m" }, { r.text, r.finish_reason, r.id, r.model })
+    -- nothing else decoded: the result decodes the first event
+    st, out = run({ first, chunk("!").data, "[DONE]" })
+    assert.same({ "Hi", "!" }, out)
+    r = openai.result(st)
+    assert.same({ "Hi!", "c9", "m", "c9" }, { r.text, r.id, r.model, r.raw.id })
+    -- a later chunk without an id leaves the first event's
+    st = run({ first, '{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}', "[DONE]" })
+    r = openai.result(st)
+    assert.same({ "Hi", "stop", "c9", "m" }, { r.text, r.finish_reason, r.id, r.model })
+    -- OpenAI's role chunk first: decoded as before
+    st = run({ '{"id":"c1","model":"m1","choices":[{"index":0,"delta":{"role":"assistant","content":""},'
+      .. '"finish_reason":null}]}', first, "[DONE]" })
+    assert.same({ "c1", "m1", false }, { st.id, st.model, st.head })
+    assert.same({ "Hi", "c1" }, { openai.result(st).text, openai.result(st).id })
+  end)
+
   it("OpenAI: an error frame and invalid JSON are errors", function()
     local st = openai.new_state()
     local _, err = openai.event(st, ev('{"error":{"message":"Overloaded","type":"server_error"}}'))
@@ -657,6 +696,49 @@ describe("llm calls on a fake transport", function()
     assert.same({ "protocol", "not json" }, { e.kind, e.text })
     assert.truthy(e.message:find("not valid JSON", 1, true))
     assert.truthy(e.message:find("not json", 1, true))
+  end)
+
+  it("a call with only a prompt sends the body and headers of the general path, for every provider", function()
+    local prompts = { "hello", 'say "hi"\n\tüñï \\ / \1 end', "" }
+    for _, provider in ipairs({ "openai", "anthropic", "ollama" }) do
+      local c = client({ provider = provider, max_retries = 0, headers = { ["x-extra"] = "1" } })
+      for _, prompt in ipairs(prompts) do
+        local calls = {
+          function(o) return c.generate(prompt, o) end,
+          function(o) return c.stream(prompt, o) end,
+          function(o) return c.streamGenerate(prompt, function() end, o) end,
+        }
+        for k, f in ipairs(calls) do
+          local bodies, headers = {}, {}
+          for _, o in ipairs({ false, {} }) do
+            replies[1] = { fail = { kind = "connect", message = "refused" } }
+            local n = #sent
+            local r = f(o or nil)
+            if getmetatable(r) == Promise then pcall(await, r) else r:close() end
+            assert.equals(n + 1, #sent)
+            bodies[#bodies + 1] = json.decode(sent[#sent].body)
+            headers[#headers + 1] = sent[#sent].headers
+          end
+          local what = provider .. " call " .. k .. " " .. prompt
+          assert.same(bodies[2], bodies[1], what)
+          assert.same(headers[2], headers[1], what)
+          assert.equals(prompt, bodies[1].messages[#bodies[1].messages].content, what)
+          assert.equals("1", headers[1]["x-extra"], what)
+        end
+      end
+    end
+  end)
+
+  it("a prompt that is not valid UTF-8 raises at the caller's line, with or without options", function()
+    local c = client()
+    for _, f in ipairs({ function() local s = c.stream("a\255"); return s end,
+                         function() local s = c.stream("a\255", {}); return s end,
+                         function() local p = c.generate("a\255"); return p end }) do
+      local ok, msg = pcall(f)
+      assert.equals(false, ok)
+      assert.truthy(msg:find("llm_unit_spec.lua:%d+: ") and msg:find("invalid UTF-8", 1, true), msg)
+    end
+    assert.equals(0, #sent)
   end)
 
   it("raises at once for bad arguments, at the caller's line", function()

@@ -35,10 +35,21 @@ local M = {}
 ---------------------------------------------------------------------------
 -- One HTTP attempt
 
+-- The request headers of a client, made once per streaming flag (nothing changes them).
+local function headers_of(client, stream)
+  local key = stream and "hdr_stream" or "hdr_plain"
+  local h = client[key]
+  if h then return h end
+  local cfg = client.cfg
+  h = client.P.headers(cfg, stream)
+  for k, v in pairs(cfg.headers) do h[k] = v end
+  client[key] = h
+  return h
+end
+
 local function send(client, body, stream)
   local cfg, P = client.cfg, client.P
-  local headers = P.headers(cfg, stream)
-  for k, v in pairs(cfg.headers) do headers[k] = v end
+  local headers = headers_of(client, stream)
   local ok, p = pcall(transport.request, {
     method = "POST", url = client.url, headers = headers, body = body, timeout = cfg.timeout,
     stream = stream, framing = stream and P.framing or nil,
@@ -365,9 +376,10 @@ local function result_method(s)
   return p
 end
 
--- The Stream's pull and close functions are callable tables, not closures: a stream
--- costs a few tables and no task.
-local Pull = { __call = function(self) return pull(self.x) end }
+-- The Stream's pull function is the state x itself (callable), and its close function a
+-- callable table: a stream costs four tables and no task. The Stream table is made with
+-- all its fields (stream.lua's _pull, _close, _closed, then _llm and result) at once.
+local X = { __call = pull }
 local Close = {
   __call = function(self)
     local x = self.x
@@ -375,14 +387,15 @@ local Close = {
     finalize(x, false, errors.cancelled("stream closed"))
   end,
 }
+local StreamMT = Stream.Stream
 
 function M.open_stream(client, req, body)
-  local x = { client = client, req = req, body = body, P = client.P, st = false, hbody = false, headers = false,
-              slot = false, first_p = false, start_err = false, slot_p = false, first = false, pulled = false,
-              opened = false, finished = false, ok = false, value = false, result_p = false, stream = false }
-  local s = Stream.new(setmetatable({ x = x }, Pull), setmetatable({ x = x }, Close))
-  s._llm = x
-  s.result = result_method
+  local x = setmetatable({ client = client, req = req, body = body, P = client.P, st = false, hbody = false,
+                           headers = false, slot = false, first_p = false, start_err = false, slot_p = false,
+                           first = false, pulled = false, opened = false, finished = false, ok = false,
+                           value = false, result_p = false, stream = false }, X)
+  local s = setmetatable({ _pull = x, _close = setmetatable({ x = x }, Close), _closed = false, _llm = x,
+                           result = result_method }, StreamMT)
   x.stream = s
   client.limiter:acquire_cb(start, x)
   return s

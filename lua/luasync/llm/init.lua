@@ -59,6 +59,37 @@ local function encode_body(rec, req, stream)
   return text
 end
 
+-- A call given only a prompt string (no options) is the common case, and its body differs
+-- from call to call only in the prompt: each client keeps that body as JSON text around a
+-- marker, made once per streaming flag, and such a call encodes just the prompt string.
+local MARK = '"@@luasync.llm.prompt@@"'
+local find, sub = string.find, string.sub
+
+local function prompt_template(rec, stream)
+  local req = { messages = { { role = "user", content = sub(MARK, 2, -2) } } }
+  local ok, text = pcall(json.encode, rec.P.body(rec.cfg, req, stream))
+  if ok then
+    local a, b = find(text, MARK, 1, true)
+    if a and not find(text, MARK, b + 1, true) then return { sub(text, 1, a - 1), sub(text, b + 1) } end
+  end
+  return false   -- the marker is not where a prompt goes: such calls take the general path
+end
+
+-- The request and JSON body of a call with only a prompt (as request.normalize would make
+-- them), or nil when the client has no template.
+local function prompt_call(rec, prompt, stream)
+  local key = stream and "tpl_stream" or "tpl_plain"
+  local tpl = rec[key]
+  if tpl == nil then
+    tpl = prompt_template(rec, stream)
+    rec[key] = tpl
+  end
+  if not tpl then return nil end
+  local ok, text = pcall(json.encode, prompt)
+  if not ok then error(lerr.redact(tostring(text)), 3) end
+  return { messages = { { role = "user", content = prompt } } }, tpl[1] .. text .. tpl[2]
+end
+
 ---------------------------------------------------------------------------
 -- Implementations on a client record
 
@@ -71,6 +102,10 @@ end
 local function text_of(r) return r.text end
 
 local function impl_generate(rec, prompt, opts)
+  if opts == nil and type(prompt) == "string" then
+    local req, body = prompt_call(rec, prompt, false)
+    if req then return call.chat(rec, req, body):andThen(text_of) end
+  end
   local req, msg = request.normalize(opts, "llm.generate", prompt)
   if not req then error(msg, 2) end
   return call.chat(rec, req, encode_body(rec, req, false)):andThen(text_of)
@@ -79,6 +114,11 @@ end
 local function impl_stream(rec, what, opts)
   local req, msg
   if type(what) == "string" then
+    if opts == nil then
+      local body
+      req, body = prompt_call(rec, what, true)
+      if req then return call.open_stream(rec, req, body) end
+    end
     req, msg = request.normalize(opts, "llm.stream", what)
   else
     req, msg = request.normalize(what, "llm.stream")
@@ -91,6 +131,10 @@ local function impl_stream_generate(rec, prompt, on_chunk, opts)
   if type(on_chunk) ~= "function" and not (type(on_chunk) == "table" and getmetatable(on_chunk)
       and getmetatable(on_chunk).__call) then
     error("llm.streamGenerate: expected a function onChunk(text, err) as argument 2", 2)
+  end
+  if opts == nil and type(prompt) == "string" then
+    local req, body = prompt_call(rec, prompt, true)
+    if req then return call.stream_generate(rec, req, body, on_chunk) end
   end
   local req, msg = request.normalize(opts, "llm.streamGenerate", prompt)
   if not req then error(msg, 2) end

@@ -94,14 +94,14 @@ end
 -- Streaming: new_state() -> st; event(st, ev) -> delta | nil, err; result(st) -> result
 
 function P.new_state()
-  return { parts = {}, n = 0, id = false, model = false, finish = false, usage = false, done = false }
+  return { parts = {}, n = 0, id = false, model = false, finish = false, usage = false, done = false, head = false }
 end
 
 -- Fast path for the event that makes up almost the whole stream, a plain content delta
 -- of the first choice, as OpenAI and vLLM write it:
 --   {...,"choices":[{"index":0,"delta":{"content":"TEXT"},...,"finish_reason":null}]...}
 -- Returns TEXT without decoding the JSON, or nil when the event is anything else (the
--- first event, finish/usage/tool events, another choice, escapes in TEXT, other field
+-- role chunk OpenAI sends first, finish/usage/tool events, another choice, escapes in TEXT, other field
 -- order or spacing): those take the full decode. Inside a JSON string a quote is always
 -- escaped, so the patterns can only match the object's own keys. Each pattern starts
 -- with a character that is rare in such events ('{', 'f', 'd'): string.find checks every
@@ -122,17 +122,31 @@ local function plain_delta(data)
 end
 P._plain_delta = plain_delta
 
+-- Every chunk of a completion carries the same id and model. When the first event is a
+-- plain delta, its text is returned at once and the event kept undecoded in st.head (the
+-- first token is not delayed by a JSON decode): the id and model then come from the first
+-- event that is decoded anyway (the finish chunk, usage), and only a stream without one
+-- decodes st.head when its result is made.
+local function read_head(st)
+  local h = st.head
+  st.head = false
+  local ok, obj = pcall(decode, h)
+  if ok and type(obj) == "table" then
+    st.id = obj.id
+    st.model = obj.model
+  end
+end
+
 function P.event(st, ev)
   local data = ev.data
-  if st.id then
-    local t = plain_delta(data)
-    if t then
-      if t == "" then return nil end
-      local n = st.n + 1
-      st.n = n
-      st.parts[n] = t
-      return t
-    end
+  local t = plain_delta(data)
+  if t then
+    if not st.id and not st.head then st.head = data end
+    if t == "" then return nil end
+    local n = st.n + 1
+    st.n = n
+    st.parts[n] = t
+    return t
   end
   if data == "[DONE]" then
     st.done = true
@@ -143,9 +157,10 @@ function P.event(st, ev)
     return nil, lerr.protocol("openai", "invalid JSON in the event stream: " .. tostring(obj))
   end
   if obj.error ~= nil and obj.error ~= null then return nil, lerr.from_event("openai", obj) end
-  if not st.id then
+  if not st.id and (obj.id ~= nil or not st.head) then
     st.id = obj.id
     st.model = obj.model
+    st.head = false
   end
   local u = obj.usage
   if u ~= nil and u ~= null then st.usage = u end
@@ -173,6 +188,7 @@ end
 function P.text(st) return concat(st.parts, "", 1, st.n) end
 
 function P.result(st)
+  if st.head and not st.id then read_head(st) end
   local text = concat(st.parts, "", 1, st.n)
   local finish = st.finish or nil
   local raw = {
