@@ -3,17 +3,16 @@
 // uv_timer_t callbacks. All of a runtime's transfers share one Multi, so connections are reused and HTTP/2 streams
 // are multiplexed.
 //
-// Ownership: the Multi owns its CURLM, every Request it starts (see request.h), a few spare easy handles, one
-// heap uv_timer_t, one heap uv_idle_t and one heap SocketContext (holding a uv_poll_t) per socket curl asks us
-// to watch. libuv handle memory
+// Ownership: the Multi owns its CURLM, every Request it starts (see request.h), its easy handles (EasySlot: lent
+// to a Request while it runs, kept spare between requests), one
+// heap uv_timer_t, one heap uv_idle_t and one heap SocketContext (holding a uv_poll_t) per file descriptor
+// number curl has asked us to watch (kept, stopped, when curl stops watching: see multi.cpp). libuv handle memory
 // is freed only in close callbacks, so after ~Multi the loop must run once more (uv_run) before uv_loop_close.
 #pragma once
 
 #include <cstddef>
-#include <list>
 #include <memory>
 #include <string>
-#include <unordered_set>
 #include <vector>
 
 #include "http/request.h"
@@ -48,7 +47,7 @@ class Multi {
   Request* Start(RequestOptions options, RequestCallbacks callbacks, std::string* error);
 
   /// Requests started and not yet finished or aborted.
-  size_t active() const { return requests_.size(); }
+  size_t active() const { return active_; }
 
   uv_loop_s* loop() const { return loop_; }
 
@@ -64,8 +63,14 @@ class Multi {
   void Defer(Request* request);              // schedule request->ApplyPause() from the idle callback
   void RunDeferred();                        // the idle callback: ApplyPause() each queued Request
   void CloseSocket(SocketContext* context);
-  void* TakeEasy();                          // a reset spare easy handle, or a new one (nullptr if out of memory)
-  void ReturnEasy(void* easy);               // keep it for the next Request, or curl_easy_cleanup it
+  // A spare easy handle, or a new one (nullptr if out of memory). Base options are in place; a slot whose last
+  // request was not a simple GET (or failed) is reset first, and so is a kSimple one unless `simple`.
+  EasySlot* TakeEasy(bool simple);
+  void ReturnEasy(EasySlot* slot, bool reusable);  // keep it for the next Request, or free it
+  void SetBase(EasySlot* slot);              // the options every request has (callbacks, protocols, ...)
+  void* agent_list() const { return agent_list_; }
+  void Link(Request* request);               // into requests_
+  void Unlink(Request* request);             // out of requests_ (does not delete)
 
   struct Glue;                               // the C callbacks (multi.cpp); a nested type may use our privates
 
@@ -74,12 +79,19 @@ class Multi {
   void* multi_ = nullptr;                    // CURLM*, owned
   uv_timer_s* timer_ = nullptr;              // owned; freed in its close callback
   uv_idle_s* idle_ = nullptr;                // owned; runs only while deferred_ or reap_ work is queued
-  std::list<std::unique_ptr<Request>> requests_;
+  Request* requests_ = nullptr;              // owned: intrusive list of started Requests (Request::prev_/next_)
+  size_t active_ = 0;
+  size_t max_connects_ = 0;                  // CURLMOPT_MAXCONNECTS as set (0: curl's default)
   std::vector<Request*> pending_add_;        // started while curl was on the stack
   std::vector<Request*> reap_;               // aborted while curl was on the stack
   std::vector<Request*> deferred_;           // waiting for ApplyPause()
-  std::unordered_set<SocketContext*> sockets_;
-  std::vector<void*> spare_easy_;            // CURL*, owned: finished handles kept for reuse (saves ~5 us each)
+  std::vector<SocketContext*> by_fd_;        // owned, indexed by fd: every socket context (see multi.cpp)
+  // Owned: finished handles kept for reuse (a new one costs ~8k instructions, freeing it ~5k). At most
+  // max(kMinSpare, active()) are kept, so a steady load of N concurrent requests never creates handles.
+  std::vector<EasySlot*> spare_easy_;
+  // CURLOPT_HTTPHEADER of a request without headers of its own: just "User-Agent: luasync/VERSION". Sent as a
+  // header rather than CURLOPT_USERAGENT, which curl formats with its printf on every request (~4k instructions).
+  void* agent_list_ = nullptr;               // curl_slist*, owned
   bool in_curl_ = false;                     // a curl_multi_* / curl_easy_pause call is on the stack
   int dispatching_ = 0;                      // inside on_done
 };

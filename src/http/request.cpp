@@ -144,18 +144,26 @@ std::string CheckOptions(const RequestOptions& options) {
 
 // Callbacks given to curl. They run only inside curl_multi_socket_action / curl_easy_pause, which Multi calls
 // from libuv callbacks with in_curl_ set. noexcept: a throwing user callback terminates rather than unwinding
-// through C frames.
+// through C frames. Their data pointer is the EasySlot, whose request is the current Request.
 struct Request::Glue {
-  static size_t Header(char* data, size_t size, size_t n, void* self) noexcept {
-    return static_cast<Request*>(self)->OnHeaderLine(data, size * n);
+  static size_t Header(char* data, size_t size, size_t n, void* slot) noexcept {
+    return static_cast<EasySlot*>(slot)->request->OnHeaderLine(data, size * n);
   }
-  static size_t Write(char* data, size_t size, size_t n, void* self) noexcept {
-    return static_cast<Request*>(self)->OnBody(data, size * n);
+  static size_t Write(char* data, size_t size, size_t n, void* slot) noexcept {
+    return static_cast<EasySlot*>(slot)->request->OnBody(data, size * n);
   }
-  static size_t Read(char* buf, size_t size, size_t n, void* self) noexcept {
-    return static_cast<Request*>(self)->OnReadBody(buf, size * n);
+  static size_t Read(char* buf, size_t size, size_t n, void* slot) noexcept {
+    return static_cast<EasySlot*>(slot)->request->OnReadBody(buf, size * n);
   }
 };
+
+void Request::SetCallbacks(EasySlot* slot) {
+  auto* easy = static_cast<CURL*>(slot->handle);
+  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &Glue::Header);
+  curl_easy_setopt(easy, CURLOPT_HEADERDATA, slot);
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &Glue::Write);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, slot);
+}
 
 Request::Request(Multi* multi, RequestOptions options, RequestCallbacks callbacks)
     : multi_(multi), options_(std::move(options)), callbacks_(std::move(callbacks)) {}
@@ -163,61 +171,60 @@ Request::Request(Multi* multi, RequestOptions options, RequestCallbacks callback
 Request::~Request() {
   // The Multi has removed the easy handle from the multi (curl_multi_remove_handle) before deleting us, and is
   // still alive (it deletes Requests only from its own methods and destructor).
-  if (easy_) multi_->ReturnEasy(easy_);
+  if (slot_) multi_->ReturnEasy(slot_, simple_ && completed_ok_);
   curl_slist_free_all(static_cast<curl_slist*>(header_list_));
 }
 
 bool Request::Setup(std::string* error) {
-  auto* easy = static_cast<CURL*>(multi_->TakeEasy());
-  if (!easy) {
-    *error = "curl_easy_init failed";
-    return false;
-  }
-  easy_ = easy;
   const RequestOptions& o = options_;
-  curl_easy_setopt(easy, CURLOPT_PRIVATE, this);
-  curl_easy_setopt(easy, CURLOPT_URL, o.url.c_str());
-  curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-  static_assert(sizeof(error_buffer_) >= CURL_ERROR_SIZE, "CURLOPT_ERRORBUFFER needs CURL_ERROR_SIZE bytes");
-  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, error_buffer_);
-  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &Glue::Header);
-  curl_easy_setopt(easy, CURLOPT_HEADERDATA, this);
-  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &Glue::Write);
-  curl_easy_setopt(easy, CURLOPT_WRITEDATA, this);
-  curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");  // every decoder this libcurl has (gzip, deflate, ...)
-  curl_easy_setopt(easy, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
-  curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
-  // For https, wait for a connection being set up rather than opening a second one, so h2 streams share it.
-  if (o.url.size() > 5 && EqualsNoCase(std::string_view(o.url).substr(0, 6), "https:")) {
-    curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
-  }
-#ifdef LUASYNC_VERSION
-  curl_easy_setopt(easy, CURLOPT_USERAGENT, "luasync/" LUASYNC_VERSION);
-#else
-  curl_easy_setopt(easy, CURLOPT_USERAGENT, "luasync");
-#endif
-  if (multi_->options_.buffer_size > 0) curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, multi_->options_.buffer_size);
-  if (o.timeout_ms > 0) curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, o.timeout_ms);
-  if (o.connect_timeout_ms > 0) curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, o.connect_timeout_ms);
-  // Fails early (CURLE_FILESIZE_EXCEEDED) when Content-Length says so; OnBody counts for chunked replies.
-  if (o.max_body >= 0) curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(o.max_body));
-  if (o.insecure) {
-    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
-  }
-
   const bool is_get = o.method == "GET";
   const bool has_body = o.body_source || !o.body.empty() || o.method == "POST" || o.method == "PUT" ||
                         o.method == "PATCH";
+  // A simple GET leaves the handle reusable as it is: the next one sets only the URL and what differs.
+  simple_ = is_get && !has_body && o.follow_redirects;
+  EasySlot* slot = multi_->TakeEasy(simple_);
+  if (!slot) {
+    *error = "curl_easy_init failed";
+    return false;
+  }
+  slot_ = slot;
+  slot->request = this;
+  slot->error_buffer[0] = '\0';  // curl does not clear it between transfers
+  auto* easy = static_cast<CURL*>(slot->handle);
+  curl_easy_setopt(easy, CURLOPT_URL, o.url.c_str());
+  // For https, wait for a connection being set up rather than opening a second one, so h2 streams share it.
+  bool pipewait = o.url.size() > 5 && EqualsNoCase(std::string_view(o.url).substr(0, 6), "https:");
+  if (pipewait != slot->pipewait) {
+    curl_easy_setopt(easy, CURLOPT_PIPEWAIT, pipewait ? 1L : 0L);
+    slot->pipewait = pipewait;
+  }
+  if (o.timeout_ms != slot->timeout_ms) {
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, o.timeout_ms > 0 ? o.timeout_ms : 0L);
+    slot->timeout_ms = o.timeout_ms;
+  }
+  if (o.connect_timeout_ms != slot->connect_timeout_ms) {
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, o.connect_timeout_ms > 0 ? o.connect_timeout_ms : 0L);
+    slot->connect_timeout_ms = o.connect_timeout_ms;
+  }
+  // Fails early (CURLE_FILESIZE_EXCEEDED) when Content-Length says so; OnBody counts for chunked replies.
+  int64_t max_body = o.max_body >= 0 ? o.max_body : -1;
+  if (max_body != slot->max_body) {
+    curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(max_body >= 0 ? max_body : 0));
+    slot->max_body = max_body;
+  }
+  if (o.insecure != slot->insecure) {
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, o.insecure ? 0L : 1L);
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, o.insecure ? 0L : 2L);
+    slot->insecure = o.insecure;
+  }
+
   if (o.method == "HEAD") {
     curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
   } else if (has_body) {
     curl_easy_setopt(easy, CURLOPT_POST, 1L);
     if (o.body_source) {
       curl_easy_setopt(easy, CURLOPT_READFUNCTION, &Glue::Read);
-      curl_easy_setopt(easy, CURLOPT_READDATA, this);
+      curl_easy_setopt(easy, CURLOPT_READDATA, slot);
       curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(o.body_size));
     } else {
       // No copy: options_.body lives as long as the easy handle.
@@ -228,22 +235,33 @@ bool Request::Setup(std::string* error) {
   } else if (!is_get) {
     curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, o.method.c_str());
   }
-  if (is_get && o.follow_redirects) {
+  if (is_get && o.follow_redirects && !slot->follow) {
     curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(easy, CURLOPT_MAXREDIRS, 10L);
+    slot->follow = true;
   }
+  // Until this transfer completes simple and well, the handle is reset before its next use.
+  slot->state = simple_ ? EasySlot::State::kSimple : EasySlot::State::kDirty;
 
+  if (o.headers.empty() && !has_body) {
+    if (slot->header_list != multi_->agent_list()) {
+      curl_easy_setopt(easy, CURLOPT_HTTPHEADER, static_cast<curl_slist*>(multi_->agent_list()));
+      slot->header_list = multi_->agent_list();
+    }
+    return true;
+  }
   curl_slist* list = nullptr;
-  auto append = [&](const std::string& line) {
-    curl_slist* next = curl_slist_append(list, line.c_str());
+  auto append = [&](const char* line) {
+    curl_slist* next = curl_slist_append(list, line);
     if (next) list = next;
     return next != nullptr;
   };
   bool ok = true;
   for (const auto& [name, value] : o.headers) {
     // "Name;" is curl's spelling for a header with an empty value ("Name:" would remove it).
-    ok = ok && append(value.empty() ? name + ";" : name + ": " + value);
+    ok = ok && append((value.empty() ? name + ";" : name + ": " + value).c_str());
   }
+  if (!HasHeader(o.headers, "user-agent")) ok = ok && append(kUserAgent);
   // No "Expect: 100-continue" round trip, and no form Content-Type that the caller did not ask for.
   if (has_body && !HasHeader(o.headers, "expect")) ok = ok && append("Expect:");
   if (has_body && !HasHeader(o.headers, "content-type")) ok = ok && append("Content-Type:");
@@ -253,6 +271,7 @@ bool Request::Setup(std::string* error) {
     return false;
   }
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, list);
+  slot->header_list = list;
   return true;
 }
 
@@ -287,7 +306,7 @@ void Request::ApplyPause() {
     if (!body_ready_) mask |= CURLPAUSE_SEND;
     else send_paused_ = false;
   }
-  curl_easy_pause(static_cast<CURL*>(easy_), mask);
+  curl_easy_pause(static_cast<CURL*>(easy()), mask);
 }
 
 void Request::DeliverHeaders() {
@@ -415,14 +434,16 @@ void Request::Complete(int curl_code) {
   } else if (source_failed_) {
     result.message = "request body: " + source_error_;
   } else {
-    result.message = error_buffer_[0] ? error_buffer_ : curl_easy_strerror(code);
+    result.message = slot_->error_buffer[0] ? slot_->error_buffer : curl_easy_strerror(code);
   }
   result.status = headers_delivered_ ? status_ : 0;
   result.headers = std::move(headers_);
   result.body = std::move(body_);
+  completed_ok_ = code == CURLE_OK && !too_large_ && !source_failed_;
   char* url = nullptr;
-  if (curl_easy_getinfo(static_cast<CURL*>(easy_), CURLINFO_EFFECTIVE_URL, &url) == CURLE_OK && url) {
-    result.url = url;
+  if (curl_easy_getinfo(static_cast<CURL*>(easy()), CURLINFO_EFFECTIVE_URL, &url) == CURLE_OK && url) {
+    if (options_.url == url) result.url = std::move(options_.url);  // no redirect: no copy
+    else result.url = url;
   }
   if (callbacks_.on_done) callbacks_.on_done(std::move(result));
 }

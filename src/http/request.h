@@ -20,8 +20,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <list>
-#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,6 +27,7 @@
 namespace luasync::http {
 
 class Multi;
+class Request;
 
 /// Failure classes of API.md section 7. kOk means the transfer completed (any HTTP status).
 enum class ErrorKind { kOk, kTimeout, kConnect, kTls, kProtocol, kTooLarge, kCancelled };
@@ -88,6 +87,37 @@ struct RequestCallbacks {
   std::function<void(Result&& result)> on_done;
 };
 
+/// The User-Agent header every request sends unless its headers have one.
+#ifdef LUASYNC_VERSION
+inline constexpr const char* kUserAgent = "User-Agent: luasync/" LUASYNC_VERSION;
+#else
+inline constexpr const char* kUserAgent = "User-Agent: luasync";
+#endif
+
+/// A curl easy handle kept by a Multi across requests, with the options last applied to it, so that a request
+/// like the previous one sets only what differs (most GETs set just the URL). curl's callbacks and
+/// CURLINFO_PRIVATE point at the slot, which points at its current Request. Internal to Multi and Request.
+struct EasySlot {
+  enum class State {
+    kFresh,   ///< new or reset, base options applied (SetBase), nothing request-specific
+    kSimple,  ///< a simple GET (see Request::Setup) completed on it; its variable options are recorded below
+    kDirty,   ///< anything else: curl_easy_reset before the next use
+  };
+  void* handle = nullptr;         ///< CURL*, owned by the Multi
+  Request* request = nullptr;     ///< current user, or null while spare
+  State state = State::kDirty;
+  // Variable options as applied (curl's defaults while kFresh).
+  long timeout_ms = 0;
+  long connect_timeout_ms = 0;
+  int64_t max_body = -1;
+  bool insecure = false;
+  bool pipewait = false;
+  const void* header_list = nullptr;  ///< CURLOPT_HTTPHEADER as applied (the Multi's User-Agent list, or a
+                                      ///< Request's, possibly freed since: compared, never dereferenced)
+  bool follow = false;            ///< FOLLOWLOCATION and MAXREDIRS applied
+  char error_buffer[256] = {};    ///< CURLOPT_ERRORBUFFER (CURL_ERROR_SIZE)
+};
+
 /// A transfer in flight. Made only by Multi::Start(); owned by the Multi.
 class Request {
  public:
@@ -113,7 +143,9 @@ class Request {
   enum class State { kPending, kActive, kDone, kAborted };
 
   Request(Multi* multi, RequestOptions options, RequestCallbacks callbacks);
-  bool Setup(std::string* error);       // builds the easy handle from options_
+  bool Setup(std::string* error);       // takes an easy handle and applies options_ to it
+  void* easy() const { return slot_->handle; }
+  static void SetCallbacks(EasySlot* slot);  // curl's header/write/read callbacks, pointed at the slot
   void ApplyPause();                    // deferred curl_easy_pause; only from the Multi's idle callback
   void Complete(int curl_code);         // builds the Result and calls on_done; only from Multi
   void DeliverHeaders();
@@ -123,12 +155,15 @@ class Request {
   struct Glue;                          // curl's C callbacks (request.cpp)
 
   Multi* multi_;
-  void* easy_ = nullptr;            // CURL*, owned: handed back to the Multi (ReturnEasy) in ~Request
+  EasySlot* slot_ = nullptr;        // owned by the Multi, lent to us: handed back (ReturnEasy) in ~Request
   void* header_list_ = nullptr;     // curl_slist*, owned: must outlive the easy handle's use of it
   RequestOptions options_;
   RequestCallbacks callbacks_;
   State state_ = State::kPending;
-  std::list<std::unique_ptr<Request>>::iterator self_;  // our slot in Multi::requests_
+  Request* prev_ = nullptr;         // Multi::requests_ (intrusive list)
+  Request* next_ = nullptr;
+  bool simple_ = false;             // a plain GET: the slot may be reused without curl_easy_reset
+  bool completed_ok_ = false;       // curl finished the transfer with CURLE_OK
 
   // Response side.
   int status_ = 0;
@@ -151,7 +186,6 @@ class Request {
 
   bool in_multi_ = false;           // the easy handle is added to the multi
   bool deferred_ = false;           // queued in Multi::deferred_ for ApplyPause()
-  char error_buffer_[256] = {};     // CURLOPT_ERRORBUFFER (CURL_ERROR_SIZE)
 };
 
 }  // namespace luasync::http

@@ -550,6 +550,96 @@ TEST_CASE("http: sequential requests reuse the connection", "[http]") {
   Finish(l);
 }
 
+TEST_CASE("http: a reused easy handle carries no options of the previous request", "[http]") {
+  // Requests one after another on one Multi share one pooled easy handle; a simple GET reuses it without
+  // curl_easy_reset, setting only what differs, so every option must be undone when the next request lacks it.
+  REQUIRE_SERVER();
+  Loop l;
+  {
+    Multi multi(&l.loop);
+    auto echo = [&](RequestOptions o) {
+      Result r = Fetch(l, multi, std::move(o));
+      INFO(r.message);
+      REQUIRE(r.kind == ErrorKind::kOk);
+      REQUIRE(r.status == 200);
+      return nlohmann::json::parse(r.body);
+    };
+    RequestOptions with = Get("/echo");
+    with.headers = {{"X-A", "1"}};
+    with.timeout_ms = 300;
+    with.connect_timeout_ms = 200;
+    with.max_body = 100000;
+    CHECK(echo(with)["headers"]["x-a"] == "1");
+    auto j = echo(Get("/echo"));
+    CHECK(j["method"] == "GET");
+    CHECK(j["headers"].contains("x-a") == false);
+    CHECK(j["headers"]["user-agent"].get<std::string>().rfind("luasync", 0) == 0);
+    RequestOptions agent = Get("/echo");
+    agent.headers = {{"user-AGENT", "mine/1"}};
+    CHECK(echo(agent)["headers"]["user-agent"] == "mine/1");  // replaces ours, not added to it
+    RequestOptions other = Get("/echo");
+    other.headers = {{"X-B", "2"}};
+    j = echo(other);
+    CHECK(j["headers"]["user-agent"].get<std::string>().rfind("luasync", 0) == 0);
+    CHECK(j["headers"]["x-b"] == "2");
+
+    Result slow = Fetch(l, multi, Get("/slow?chunks=3&delay=0.2"));  // ~0.6 s: longer than the old timeout
+    CHECK(slow.kind == ErrorKind::kOk);
+    CHECK(slow.body == "chunk 0\nchunk 1\nchunk 2\n");
+
+    RequestOptions limited = Get("/bytes/10");
+    limited.max_body = 20;
+    CHECK(Fetch(l, multi, limited).body == Pattern(10));
+    Result big = Fetch(l, multi, Get("/bytes/5000"));  // over the old max_body
+    CHECK(big.kind == ErrorKind::kOk);
+    CHECK(big.body == Pattern(5000));
+
+    RequestOptions head = Get("/small");
+    head.method = "HEAD";
+    Result h = Fetch(l, multi, head);
+    CHECK(h.status == 200);
+    CHECK(h.body.empty());
+    CHECK(Fetch(l, multi, Get("/small")).body == Pattern(64));
+
+    RequestOptions post = Get("/echo");
+    post.method = "POST";
+    post.body = "xyz";
+    CHECK(echo(post)["body"] == "xyz");
+    j = echo(Get("/echo"));
+    CHECK(j["method"] == "GET");
+    CHECK(j["body_length"] == 0);
+    CHECK(j["headers"].contains("content-length") == false);
+
+    RequestOptions redirect = Get("/redirect/2");
+    Result r = Fetch(l, multi, redirect);
+    CHECK(r.body == "redirected");
+    CHECK(r.url == Url("/redirect/0"));
+    r = Fetch(l, multi, Get("/small"));
+    CHECK(r.url == Url("/small"));
+
+    RequestOptions hang = Get("/hang");
+    hang.timeout_ms = 200;
+    Result t = Fetch(l, multi, hang);
+    CHECK(t.kind == ErrorKind::kTimeout);
+    RequestOptions refused;
+    refused.url = "http://127.0.0.1:" + std::to_string(UnusedPort()) + "/";
+    Result c = Fetch(l, multi, refused);
+    CHECK(c.kind == ErrorKind::kConnect);
+    CHECK(c.message.find("imed out") == std::string::npos);  // not the previous transfer's message
+    CHECK(Fetch(l, multi, Get("/small")).body == Pattern(64));
+
+    // Sockets closed under a kept poll handle: the next connection usually gets the same fd number.
+    for (const char* path : {"/disconnect/10", "/reset", "/disconnect/10"}) {
+      INFO(path);
+      CHECK(Fetch(l, multi, Get(path)).kind == ErrorKind::kProtocol);
+      Result again = Fetch(l, multi, Get("/small"));
+      CHECK(again.kind == ErrorKind::kOk);
+      CHECK(again.body == Pattern(64));
+    }
+  }
+  Finish(l);
+}
+
 TEST_CASE("http: gzip bodies are decoded", "[http]") {
   REQUIRE_SERVER();
   Loop l;
