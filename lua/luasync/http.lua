@@ -208,24 +208,36 @@ end
 
 local NO_OPTIONS = {}  -- read only
 
+-- The last URL whose scheme passed: clients call the same few URLs again and again (strings are interned, so
+-- the check is a pointer comparison).
+local checked_url = false
+
+local function check_url(api, url, level)
+  if type(url) ~= "string" or url == "" then error(api .. ": url is required", level + 1) end
+  local head = lower(sub(url, 1, 8))  -- plain string ops: string.match is not compiled by the JIT
+  if sub(head, 1, 7) ~= "http://" and head ~= "https://" then
+    local scheme = url:match("^(%a[%w+.-]*)://")
+    if not scheme then
+      error(format("%s: invalid URL \"%s\" (expected http:// or https://)", api, safe_url(url)), level + 1)
+    end
+    error(format("%s: unsupported URL scheme \"%s\" (only http and https)", api, lower(scheme)), level + 1)
+  end
+  checked_url = url
+end
+
 -- Starts a transfer; returns its promise. url/method/body, when given, win over the fields of o.
 local function request(api, o, url, method, body, stream, wrap, level)
   level = level + 1
   if o == nil then o = NO_OPTIONS elseif type(o) ~= "table" then error(api .. ": options must be a table", level) end
   url = url or o.url
-  if type(url) ~= "string" or url == "" then error(api .. ": url is required", level) end
-  local head = lower(sub(url, 1, 8))  -- plain string ops: string.match is not compiled by the JIT
-  if sub(head, 1, 7) ~= "http://" and head ~= "https://" then
-    local scheme = url:match("^(%a[%w+.-]*)://")
-    if not scheme then error(format("%s: invalid URL \"%s\" (expected http:// or https://)", api, safe_url(url)), level) end
-    error(format("%s: unsupported URL scheme \"%s\" (only http and https)", api, lower(scheme)), level)
-  end
+  if url ~= checked_url then check_url(api, url, level) end
   method = method or o.method or "GET"
   if method ~= "GET" then
     if type(method) ~= "string" then error(api .. ": method must be a string", level) end
     method = upper(method)
   end
-  local headers, length = header_list(api, o.headers, level)
+  local headers, length = nil, nil
+  if o.headers ~= nil then headers, length = header_list(api, o.headers, level) end
   if body == nil then body = o.body end
   local flags, upload = 0, false
   if stream == nil then stream = o.stream end
@@ -245,10 +257,22 @@ local function request(api, o, url, method, body, stream, wrap, level)
   if max_body ~= nil and (type(max_body) ~= "number" or max_body < 0) then
     error(api .. ": max_body must be a number of bytes >= 0", level)
   end
-  local ctx = setmetatable({ p = false, t = false, method = method, url = url, waiter = false,
-                             upload = upload, pumping = false, wrap = wrap or false, batch = false, bi = 0 }, Ctx)
-  local t, err = start(ctx, method, url, headers, body, seconds(api, o, "timeout", level),
-    seconds(api, o, "connect_timeout", level), max_body or -1, flags, framing, upload and length or -1)
+  local timeout, connect_timeout = 0, 0
+  if o.timeout ~= nil then timeout = seconds(api, o, "timeout", level) end
+  if o.connect_timeout ~= nil then connect_timeout = seconds(api, o, "connect_timeout", level) end
+  -- Only the fields a transfer of this kind uses: a buffered GET's context is a small table.
+  local ctx
+  if upload then
+    ctx = setmetatable({ p = false, t = false, method = method, url = url, waiter = false, upload = upload,
+                         pumping = false, wrap = wrap or false, batch = false, bi = 0 }, Ctx)
+  elseif stream then
+    ctx = setmetatable({ p = false, t = false, method = method, url = url, waiter = false, wrap = wrap or false,
+                         batch = false, bi = 0 }, Ctx)
+  else
+    ctx = setmetatable({ p = false, t = false, method = method, url = url }, Ctx)
+  end
+  local t, err = start(ctx, method, url, headers, body, timeout, connect_timeout, max_body or -1, flags, framing,
+    upload and length or -1)
   if not t then error(api .. ": " .. err, level) end
   ctx.t = t
   local p = new_promise()
