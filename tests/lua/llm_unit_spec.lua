@@ -421,6 +421,25 @@ describe("llm stream events", function()
     local _, err = ollama.event(ollama.new_state(), '{"error":"boom"}')
     assert.equals("ollama: stream error: boom", err.message)
   end)
+
+  it("Ollama: a plain first line is not decoded; the model comes from the done line, else from it", function()
+    local first = '{"model":"l1","created_at":"t","message":{"role":"assistant","content":"Hi"},"done":false}'
+    local st = ollama.new_state()
+    assert.equals("Hi", ollama.event(st, first))
+    assert.same({ false, first }, { st.model, st.head })
+    assert.is_nil(ollama.event(st, '{"model":"l1","message":{"role":"assistant","content":""},"done":true}'))
+    assert.same({ "l1", false }, { st.model, st.head })
+    assert.same({ "Hi", "l1" }, { ollama.result(st).text, ollama.result(st).model })
+    -- a done line without a model: the first line's
+    st = ollama.new_state()
+    ollama.event(st, first)
+    assert.is_nil(ollama.event(st, '{"message":{"role":"assistant","content":""},"done":true}'))
+    assert.same({ "Hi", "l1" }, { ollama.result(st).text, ollama.result(st).model })
+    -- no done line decoded at all (the caller reports the missing end): the first line's
+    st = ollama.new_state()
+    ollama.event(st, first)
+    assert.equals("l1", ollama.result(st).model)
+  end)
 end)
 
 describe("llm errors", function()

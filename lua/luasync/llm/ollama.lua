@@ -58,12 +58,12 @@ end
 -- Streaming: each event is one NDJSON line (a string)
 
 function P.new_state()
-  return { parts = {}, n = 0, model = false, last = false, done = false }
+  return { parts = {}, n = 0, model = false, last = false, done = false, head = false }
 end
 
 -- Fast path for a plain content line, nearly every line of a stream:
 --   {"model":"M","created_at":"T","message":{"role":"assistant","content":"TEXT"},"done":false}
--- Returns TEXT without decoding the JSON, or nil (the first line, the done line, tool
+-- Returns TEXT without decoding the JSON, or nil (the done line, tool
 -- calls, thinking, escapes in TEXT, other field order or spacing) for the full decode.
 local HEAD = '{"role":"assistant","content":"'
 local function plain_delta(line)
@@ -80,23 +80,35 @@ local function plain_delta(line)
 end
 P._plain_delta = plain_delta
 
+-- The model comes from the first line. When that line is a plain delta it is kept
+-- undecoded in st.head (the first token is not delayed by a JSON decode): the model is
+-- then taken from the done line, which is decoded anyway, and only a stream without
+-- one decodes st.head when its result is made.
+local function read_head(st)
+  local ok, obj = pcall(decode, st.head)
+  st.head = false
+  if ok and type(obj) == "table" then st.model = obj.model end
+end
+
 function P.event(st, line)
-  if st.model then
-    local t = plain_delta(line)
-    if t then
-      if t == "" then return nil end
-      local n = st.n + 1
-      st.n = n
-      st.parts[n] = t
-      return t
-    end
+  local t = plain_delta(line)
+  if t then
+    if not st.model and not st.head then st.head = line end
+    if t == "" then return nil end
+    local n = st.n + 1
+    st.n = n
+    st.parts[n] = t
+    return t
   end
   local ok, obj = pcall(decode, line)
   if not ok or type(obj) ~= "table" then
     return nil, lerr.protocol("ollama", "invalid JSON in the NDJSON stream: " .. tostring(obj))
   end
   if obj.error ~= nil then return nil, lerr.from_event("ollama", obj) end
-  if not st.model then st.model = obj.model end
+  if not st.model and (obj.model ~= nil or not st.head) then
+    st.model = obj.model
+    st.head = false
+  end
   if obj.done == true then
     st.done = true
     st.last = obj
@@ -117,6 +129,7 @@ end
 function P.text(st) return concat(st.parts, "", 1, st.n) end
 
 function P.result(st)
+  if st.head and not st.model then read_head(st) end
   local text = concat(st.parts, "", 1, st.n)
   local last = st.last or {}
   local raw = {}
