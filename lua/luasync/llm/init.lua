@@ -75,8 +75,12 @@ local function prompt_template(rec, stream)
   return false   -- the marker is not where a prompt goes: such calls take the general path
 end
 
--- The request and JSON body of a call with only a prompt (as request.normalize would make
--- them), or nil when the client has no template.
+-- After the body is made, the call machinery reads only req.json of a request (JSON mode,
+-- Anthropic's forced tool): a prompt-only call shares this empty one, kept read-only.
+local PROMPT_REQ = setmetatable({}, { __newindex = function() error("llm: the shared request is read-only", 2) end })
+
+-- The request and JSON body of a call with only a prompt, or nil when the client has no
+-- template.
 local function prompt_call(rec, prompt, stream)
   local key = stream and "tpl_stream" or "tpl_plain"
   local tpl = rec[key]
@@ -87,7 +91,7 @@ local function prompt_call(rec, prompt, stream)
   if not tpl then return nil end
   local ok, text = pcall(json.encode, prompt)
   if not ok then error(lerr.redact(tostring(text)), 3) end
-  return { messages = { { role = "user", content = prompt } } }, tpl[1] .. text .. tpl[2]
+  return PROMPT_REQ, tpl[1] .. text .. tpl[2]
 end
 
 ---------------------------------------------------------------------------
