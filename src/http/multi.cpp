@@ -34,7 +34,8 @@ struct Multi::SocketContext {
 
 namespace {
 
-constexpr size_t kMinSpare = 64;
+constexpr size_t kMinSpare = 64;         // spare easy handles kept in any case
+constexpr uint64_t kPeakWindowMs = 30000;  // how long a peak of concurrent requests sizes the spare pool
 
 template <typename T>
 void EraseValue(std::vector<T>& v, const T& value) {
@@ -273,6 +274,22 @@ void Multi::Link(Request* request) {
   if (requests_) requests_->prev_ = request;
   requests_ = request;
   ++active_;
+  // The spare pool keeps as many easy handles as the highest number of requests in flight lately (the last
+  // kPeakWindowMs): a burst of N completions followed by N new requests then creates no handle.
+  uint64_t now = uv_now(loop_);
+  if (active_ >= peak_) {
+    peak_ = active_;
+    peak_at_ = now;
+  } else if (now - peak_at_ > kPeakWindowMs) {
+    peak_ = active_;
+    peak_at_ = now;
+    while (spare_easy_.size() > std::max(kMinSpare, peak_)) {
+      EasySlot* slot = spare_easy_.back();
+      spare_easy_.pop_back();
+      curl_easy_cleanup(static_cast<CURL*>(slot->handle));
+      delete slot;
+    }
+  }
   // curl's connection cache holds 4 connections per easy handle added at the time a connection comes back.
   // Finished transfers leave the multi before the next ones are added (those come from Lua, later in the loop
   // iteration), so under a steady load of N that count dips and curl closed connections it needed again a
@@ -356,7 +373,7 @@ void Multi::SetBase(EasySlot* slot) {
 void Multi::ReturnEasy(EasySlot* slot, bool reusable) {
   slot->request = nullptr;
   if (!reusable) slot->state = EasySlot::State::kDirty;
-  if (spare_easy_.size() < std::max(kMinSpare, active_)) {
+  if (spare_easy_.size() < std::max(kMinSpare, peak_)) {
     spare_easy_.push_back(slot);
     return;
   }

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -82,12 +83,14 @@ class Multi {
   Request* requests_ = nullptr;              // owned: intrusive list of started Requests (Request::prev_/next_)
   size_t active_ = 0;
   size_t max_connects_ = 0;                  // CURLMOPT_MAXCONNECTS as set (0: curl's default)
+  size_t peak_ = 0;                          // most requests in flight since peak_at_ (sizes spare_easy_)
+  uint64_t peak_at_ = 0;                     // uv_now() when peak_ was set
   std::vector<Request*> pending_add_;        // started while curl was on the stack
   std::vector<Request*> reap_;               // aborted while curl was on the stack
   std::vector<Request*> deferred_;           // waiting for ApplyPause()
   std::vector<SocketContext*> by_fd_;        // owned, indexed by fd: every socket context (see multi.cpp)
   // Owned: finished handles kept for reuse (a new one costs ~8k instructions, freeing it ~5k). At most
-  // max(kMinSpare, active()) are kept, so a steady load of N concurrent requests never creates handles.
+  // max(kMinSpare, peak_) are kept, so a steady load of N concurrent requests never creates handles.
   std::vector<EasySlot*> spare_easy_;
   // CURLOPT_HTTPHEADER of a request without headers of its own: just "User-Agent: luasync/VERSION". Sent as a
   // header rather than CURLOPT_USERAGENT, which curl formats with its printf on every request (~4k instructions).
