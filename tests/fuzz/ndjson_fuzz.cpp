@@ -14,8 +14,13 @@
 #include <vector>
 
 #include "http/ndjson.h"
+#include "split_driver.h"
 
 using luasync::http::NdjsonFramer;
+
+using luasync::fuzz::Check;
+using luasync::fuzz::CheckSplits;
+using luasync::fuzz::FeedInPieces;
 
 namespace {
 
@@ -31,12 +36,7 @@ struct Result {
 Result RunFramer(std::string_view s, size_t max, const std::vector<size_t>& cuts) {
   Result r;
   NdjsonFramer framer([&](std::string_view line) { r.lines.emplace_back(line); }, max);
-  size_t pos = 0;
-  for (size_t cut : cuts) {
-    framer.Feed(s.data() + pos, cut - pos);
-    pos = cut;
-  }
-  framer.Feed(s.data() + pos, s.size() - pos);
+  FeedInPieces(framer, s, cuts);
   r.finished = framer.Finish();
   r.error = framer.error();
   return r;
@@ -62,13 +62,6 @@ Result Reference(const std::string& s, size_t max) {
   return r;
 }
 
-void Check(bool ok, const char* what) {
-  if (!ok) {
-    fprintf(stderr, "invariant broken: %s\n", what);
-    abort();
-  }
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* d, size_t n) {
@@ -79,21 +72,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* d, size_t n) {
 
   Result whole = RunFramer(s, max, {});
   Check(whole == Reference(std::string(s), max), "whole input equals the reference");
-  Check(RunFramer(s, max, {seed * s.size() / 255}) == whole, "two pieces equal one");
-
-  std::vector<size_t> cuts;
-  for (size_t pos = 0;;) {
-    seed = seed * 1103515245u + 12345u;
-    pos += (seed >> 16) % 7;
-    if (pos >= s.size()) break;
-    cuts.push_back(pos);
-  }
-  Check(RunFramer(s, max, cuts) == whole, "many pieces equal one");
-
-  if (s.size() <= 4096) {
-    cuts.clear();
-    for (size_t i = 1; i < s.size(); ++i) cuts.push_back(i);
-    Check(RunFramer(s, max, cuts) == whole, "byte at a time equals one piece");
-  }
+  CheckSplits(s, seed, whole, [&](const std::vector<size_t>& cuts) { return RunFramer(s, max, cuts); });
   return 0;
 }

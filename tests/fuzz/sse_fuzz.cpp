@@ -15,9 +15,14 @@
 #include <vector>
 
 #include "http/sse.h"
+#include "split_driver.h"
 
 using luasync::http::SseEvent;
 using luasync::http::SseParser;
+
+using luasync::fuzz::Check;
+using luasync::fuzz::CheckSplits;
+using luasync::fuzz::FeedInPieces;
 
 namespace {
 
@@ -46,12 +51,7 @@ Result RunParser(std::string_view s, size_t max, const std::vector<size_t>& cuts
         r.events.push_back({std::string(e.type), std::string(e.data), std::string(e.id), e.retry_ms});
       },
       max);
-  size_t pos = 0;
-  for (size_t cut : cuts) {
-    parser.Feed(s.data() + pos, cut - pos);
-    pos = cut;
-  }
-  parser.Feed(s.data() + pos, s.size() - pos);
+  FeedInPieces(parser, s, cuts);
   r.clean = parser.Finish();
   r.error = parser.error();
   return r;
@@ -125,13 +125,6 @@ Result Reference(std::string s, size_t max) {
   return r;
 }
 
-void Check(bool ok, const char* what) {
-  if (!ok) {
-    fprintf(stderr, "invariant broken: %s\n", what);
-    abort();
-  }
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* d, size_t n) {
@@ -142,21 +135,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* d, size_t n) {
 
   Result whole = RunParser(s, max, {});
   Check(whole == Reference(std::string(s), max), "whole parse equals the reference");
-  Check(RunParser(s, max, {seed * s.size() / 255}) == whole, "two pieces equal one");
-
-  std::vector<size_t> cuts;
-  for (size_t pos = 0;;) {
-    seed = seed * 1103515245u + 12345u;
-    pos += (seed >> 16) % 7;
-    if (pos >= s.size()) break;
-    cuts.push_back(pos);
-  }
-  Check(RunParser(s, max, cuts) == whole, "many pieces equal one");
-
-  if (s.size() <= 4096) {
-    cuts.clear();
-    for (size_t i = 1; i < s.size(); ++i) cuts.push_back(i);
-    Check(RunParser(s, max, cuts) == whole, "byte at a time equals one piece");
-  }
+  CheckSplits(s, seed, whole, [&](const std::vector<size_t>& cuts) { return RunParser(s, max, cuts); });
   return 0;
 }
