@@ -186,6 +186,9 @@ local function where(rec)
   local frames = errors.capture(0, sched.task_co(rec))
   local f = frames[1]
   if f then return f.file .. ":" .. f.line end
+  -- the task's own frame is gone: it waits in a tail call (return ch:receive())
+  local origin = sched.task_origin(rec)
+  if origin then return origin, " (in a tail call of the function defined there)" end
   return "?"
 end
 
@@ -202,7 +205,8 @@ function hooks.parked_lines()
   local lines = {}
   for _, rec in ipairs(sched.parked()) do
     local who = (main_promise and sched.task_promise(rec) == main_promise) and "main task" or "task"
-    lines[#lines + 1] = string.format("  %s: %s waits on %s", where(rec), who, describe_wait(sched.task_op(rec)))
+    local at, note = where(rec)
+    lines[#lines + 1] = string.format("  %s: %s waits on %s%s", at, who, describe_wait(sched.task_op(rec)), note or "")
   end
   return lines
 end

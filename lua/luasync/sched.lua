@@ -48,6 +48,25 @@ parked_head[PREV], parked_head[NEXT] = parked_head, parked_head
 local nparked = 0
 
 function M.task_co(rec) return rec[CO] end
+
+local fiber_main  -- below
+
+--- sched.task_origin(rec) -> "file:line" where the body of the task running in
+-- rec was defined, or nil. For reports when the task's own frame is gone (it
+-- waits in a tail call such as `return ch:receive()`). Reads the body from the
+-- bottom frame of the fiber (fiber_main's first argument): nothing is stored.
+function M.task_origin(rec)
+  local co = rec[CO]
+  local level = 0
+  while debug.getinfo(co, level + 1, "f") do level = level + 1 end
+  local bottom = debug.getinfo(co, level, "f")
+  if not bottom or bottom.func ~= fiber_main then return nil end
+  local _, f = debug.getlocal(co, level, 1)
+  if type(f) ~= "function" then return nil end
+  local info = debug.getinfo(f, "S")
+  if info.what ~= "Lua" or f == M._drain_microtasks then return nil end
+  return info.short_src .. ":" .. info.linedefined
+end
 function M.task_op(rec) return rec[OP] end
 function M.task_promise(rec) return rec[PROMISE] end
 
@@ -158,7 +177,7 @@ M.GO = GO
 local task_done, task_failed  -- set by luasync.async
 
 -- Fibers: pooled coroutines that run one job after another.
-local function fiber_main(f, ...)
+function fiber_main(f, ...)
   if current[PROMISE] then
     local v = f(...)
     local rec = current
@@ -245,6 +264,7 @@ local function drain_microtasks()
     f(a, b, c)
   end
 end
+M._drain_microtasks = drain_microtasks
 
 -- One job of the ready queue: resume a parked fiber, or run microtasks in a
 -- worker fiber until the next resume.

@@ -99,6 +99,18 @@ print("select timed out", i, v)
 ''')
 s.eq("select with a timeout is not a deadlock", (r.rc, r.out, r.err), (0, "select timed out\t2\ttrue\n", ""), r)
 
+r = s.lua('''local ch = Channel.new()
+local function waiter()
+  return ch:receive()
+end
+go(waiter)
+Channel.new():receive()
+''')
+want = ("deadlock: 2 tasks blocked forever\n"
+        "  %s:2: task waits on channel receive (in a tail call of the function defined there)\n"
+        "  %s:6: main task waits on channel receive\n") % (main, main)
+s.eq("a wait in a tail call names the task's function", (r.rc, r.err), (2, want), r)
+
 # --- Tasks blocked after main finished are abandoned quietly ---------------------
 
 r = s.lua('''local ch = Channel.new()

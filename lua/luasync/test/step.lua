@@ -68,12 +68,17 @@ function M.parked_lines(baseline)
   for _, rec in ipairs(sched.parked()) do
     if new_since(rec, baseline) then
       local fr = M.user_frames(errors.capture(0, sched.task_co(rec)))[1]
-      local at = fr and (fr.file .. ":" .. fr.line) or "?"
+      local at, note = fr and (fr.file .. ":" .. fr.line), ""
+      if not at then  -- the task's own frame is gone: it waits in a tail call
+        at = sched.task_origin(rec)
+        note = at and " (in a tail call of the function defined there)" or ""
+        at = at or "?"
+      end
       local op, what = sched.task_op(rec), "an event"
       if type(op) == "table" then
         if getmetatable(op) == Promise then what = "a promise" elseif op.what then what = op.what end
       end
-      lines[#lines + 1] = format("%s: task waits on %s", at, what)
+      lines[#lines + 1] = format("%s: task waits on %s%s", at, what, note)
     end
   end
   return lines
