@@ -103,10 +103,13 @@ local function read_body(ctx)
   end
 end
 
+-- The body Stream's pull: a callable {ctx} rather than a closure per response (LuaJIT does not compile
+-- closure creation, so a closure here sent the whole event drain back to the interpreter).
+local Pull = { __call = function(pull) return read_body(pull[1]) end }
+
 local function on_headers(ctx, status, headers)
   local S = stream_module()
-  local res = { status = status, headers = headers,
-                body = S.new(function() return read_body(ctx) end, ctx) }
+  local res = { status = status, headers = headers, body = S.new(setmetatable({ ctx }, Pull), ctx) }
   local wrap = ctx.wrap
   if wrap then res = wrap(res) end
   fulfill(ctx.p, res)

@@ -5,7 +5,6 @@
 #include <curl/curl.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cstring>
 #include <string_view>
 
@@ -16,7 +15,7 @@ namespace luasync::http {
 namespace {
 
 bool IsTokenChar(unsigned char c) {
-  if (std::isalnum(c)) return true;
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
   return std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
 }
 
@@ -25,12 +24,17 @@ bool IsToken(std::string_view s) {
 }
 
 bool HasLineBreakOrNul(std::string_view s) {
-  return s.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
+  for (char c : s) {
+    if (c == '\r' || c == '\n' || c == '\0') return true;
+  }
+  return false;
 }
+
+char LowerAscii(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c; }
 
 bool EqualsNoCase(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+           return LowerAscii(x) == LowerAscii(y);
          });
 }
 
@@ -123,7 +127,7 @@ const char* KindName(ErrorKind kind) {
 }
 
 std::string CheckOptions(const RequestOptions& options) {
-  if (!IsToken(options.method)) return "invalid method \"" + options.method + "\"";
+  if (options.method != "GET" && !IsToken(options.method)) return "invalid method \"" + options.method + "\"";
   if (HasLineBreakOrNul(options.url)) return "invalid URL: contains CR, LF or NUL";
   // Parsing a URL costs about 7k instructions (a tenth of a whole small request), and clients tend to call the
   // same few URLs again and again: remember the last ones that passed.
@@ -322,6 +326,7 @@ size_t Request::OnHeaderLine(const char* data, size_t len) {
   if (line.substr(0, 5) == "HTTP/") {      // a new header block: interim, redirect hop or final
     status_ = ParseStatus(line);
     headers_.clear();
+    headers_.reserve(8);
     return len;
   }
   if (line.empty()) {                      // end of a header block
@@ -344,8 +349,7 @@ size_t Request::OnHeaderLine(const char* data, size_t len) {
   size_t colon = line.find(':');
   if (colon == std::string_view::npos) return len;
   std::string name(Trim(line.substr(0, colon)));
-  std::transform(name.begin(), name.end(), name.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  for (char& c : name) c = LowerAscii(c);
   std::string_view value = Trim(line.substr(colon + 1));
   auto it = std::find_if(headers_.begin(), headers_.end(), [&](const auto& h) { return h.first == name; });
   if (it == headers_.end()) {

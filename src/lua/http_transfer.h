@@ -88,7 +88,6 @@ struct Transfer {
   http::Request* req = nullptr;  ///< non-owning; null once done or aborted
   Transfer* prev = nullptr;      ///< Hub::live list
   Transfer* next = nullptr;
-  void** box = nullptr;          ///< the userdata slot that points at us (nulled when we go)
   int ctx_ref = -2;              ///< registry ref of the Lua context (LUA_NOREF when not held)
   unsigned pending = 0;          ///< Event bits not yet delivered
   bool queued = false;           ///< in Hub::ready

@@ -51,6 +51,7 @@ struct Binding {
   Runtime* rt;
   Hub* hub = nullptr;  // null once closed
   int drain_ref = LUA_NOREF;
+  int meta_ref = LUA_NOREF;  // the transfers' metatable (registry), also registered as kMeta
 };
 using BindingPtr = std::shared_ptr<Binding>;
 
@@ -58,9 +59,20 @@ Binding* GetBinding(lua_State* L) {
   return static_cast<BindingPtr*>(lua_touserdata(L, lua_upvalueindex(1)))->get();
 }
 
+// A transfer's userdata: a tag, then the Transfer (null once freed or after shutdown). Lua code cannot make a
+// userdata of this size with this tag, so checking both replaces luaL_checkudata's registry lookup.
+struct Box {
+  uint64_t tag;
+  Transfer* t;
+};
+constexpr uint64_t kBoxTag = 0x6c75617379686874;  // "luasyhht"
+
 Transfer* CheckTransfer(lua_State* L) {
-  auto* box = static_cast<Transfer**>(luaL_checkudata(L, 1, kMeta));
-  return *box;  // null after shutdown
+  auto* box = static_cast<Box*>(lua_touserdata(L, 1));
+  if (!box || lua_type(L, 1) != LUA_TUSERDATA || lua_objlen(L, 1) != sizeof(Box) || box->tag != kBoxTag) {
+    luaL_typerror(L, 1, kMeta);
+  }
+  return box->t;  // null after shutdown
 }
 
 void ReleaseIfIdle(lua_State* L, Transfer* t) {
@@ -122,9 +134,10 @@ int l_start(lua_State* L) {
     lua_pushliteral(L, "luasync is shutting down");
     return 2;
   }
-  auto* box = static_cast<Transfer**>(lua_newuserdata(L, sizeof(Transfer*)));
-  *box = nullptr;
-  luaL_getmetatable(L, kMeta);
+  auto* box = static_cast<Box*>(lua_newuserdata(L, sizeof(Box)));
+  box->tag = kBoxTag;
+  box->t = nullptr;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, b->meta_ref);
   lua_setmetatable(L, -2);
   lua_pushvalue(L, 1);
   lua_setfenv(L, -2);  // stack: ..., transfer
@@ -155,7 +168,7 @@ int l_start(lua_State* L) {
 
   auto* t = new Transfer(b->hub);
   b->hub->Add(t);
-  *box = t;
+  box->t = t;
   t->stream = (flags & kStream) != 0;
   if (t->stream && framing) {
     t->framing = std::string_view(framing) == "sse" ? lhttp::Framing::kSse : lhttp::Framing::kNdjson;
@@ -323,10 +336,10 @@ int l_fail(lua_State* L) {
 }
 
 int l_gc(lua_State* L) {
-  auto* box = static_cast<Transfer**>(lua_touserdata(L, 1));
-  Transfer* t = *box;
+  auto* box = static_cast<Box*>(lua_touserdata(L, 1));
+  Transfer* t = box->t;
   if (!t) return 0;
-  *box = nullptr;
+  box->t = nullptr;
   Hub* hub = t->hub;
   if (!hub->closed()) {
     t->Abort();
@@ -385,6 +398,8 @@ int luaopen_http_native(lua_State* L) {
   });
 
   luaL_newmetatable(L, kMeta);
+  lua_pushvalue(L, -1);
+  binding->meta_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   static const luaL_Reg methods[] = {
       {"read", l_read}, {"abort", l_abort}, {"feed", l_feed}, {"fail", l_fail}, {nullptr, nullptr}};
   lua_newtable(L);
