@@ -190,30 +190,45 @@ local function finalize(x, ok, v)
   end
 end
 
--- Next delta of the response, nil at its regular end, or nil, err.
-local function read_event(x)
-  local hb, st = x.hbody, x.st
-  local event = x.P.event
-  while true do
-    local ok, ev = pcall(hb._pull)
-    if not ok then
-      if st.done then return nil end   -- the terminal event arrived: what follows does not matter
-      return nil, lerr.from_transport(x.P.name, ev, x.headers)
-    end
-    if ev == nil then
-      if st.done then return nil end
-      return nil, lerr.new("protocol", x.P.name, "the stream ended before its final event",
-        { retryable = true, request_id = lerr.request_id(x.headers) })
-    end
-    if not st.done then
-      local d, err = event(st, ev)
-      if err then
-        if not err.request_id then err.request_id = lerr.request_id(x.headers) end
-        return nil, err
-      end
-      if d then return d end
-    end
+-- One pulled event (ok, ev from pcall(hb._pull)): the delta, or nil and false to read on,
+-- or nil and nil (the regular end), or nil and err.
+local function take(x, ok, ev)
+  local st = x.st
+  if not ok then
+    if st.done then return nil, nil end   -- the terminal event arrived: what follows does not matter
+    return nil, lerr.from_transport(x.P.name, ev, x.headers)
   end
+  if ev == nil then
+    if st.done then return nil, nil end
+    return nil, lerr.new("protocol", x.P.name, "the stream ended before its final event",
+      { retryable = true, request_id = lerr.request_id(x.headers) })
+  end
+  if st.done then return nil, false end
+  local d, err = x.P.event(st, ev)
+  if err then
+    if not err.request_id then err.request_id = lerr.request_id(x.headers) end
+    return nil, err
+  end
+  if d then return d end
+  return nil, false
+end
+
+-- Events that give no delta (the role chunk, pings, the finish chunk, [DONE]): read on.
+local function read_on(x, pull)
+  while true do
+    local d, err = take(x, pcall(pull))
+    if d or err ~= false then return d, err end
+  end
+end
+
+-- Next delta of the response, nil at its regular end, or nil, err. Nearly every event
+-- is a delta: that path is straight-line code (no loop for a trace that reaches it from
+-- the reader's own loop to abort on).
+local function read_event(x)
+  local pull = x.hbody._pull
+  local d, err = take(x, pcall(pull))
+  if d or err ~= false then return d, err end
+  return read_on(x, pull)
 end
 
 -- The regular end of the response: the result, or an error (invalid JSON in JSON mode).
