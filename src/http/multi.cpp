@@ -329,7 +329,7 @@ void Multi::RunDeferred() {
   if (deferred_.empty()) uv_idle_stop(idle_);
 }
 
-EasySlot* Multi::TakeEasy(bool simple) {
+EasySlot* Multi::TakeEasy(EasySlot::State kind) {
   if (spare_easy_.empty()) {
     CURL* easy = curl_easy_init();
     if (!easy) return nullptr;
@@ -340,7 +340,7 @@ EasySlot* Multi::TakeEasy(bool simple) {
   }
   EasySlot* slot = spare_easy_.back();
   spare_easy_.pop_back();
-  if (slot->state == EasySlot::State::kDirty || (slot->state == EasySlot::State::kSimple && !simple)) {
+  if (slot->state != EasySlot::State::kFresh && (slot->state != kind || kind == EasySlot::State::kDirty)) {
     curl_easy_reset(static_cast<CURL*>(slot->handle));  // all options back to defaults; caches stay with the multi
     SetBase(slot);
   }

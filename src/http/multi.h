@@ -65,8 +65,8 @@ class Multi {
   void RunDeferred();                        // the idle callback: ApplyPause() each queued Request
   void CloseSocket(SocketContext* context);
   // A spare easy handle, or a new one (nullptr if out of memory). Base options are in place; a slot whose last
-  // request was not a simple GET (or failed) is reset first, and so is a kSimple one unless `simple`.
-  EasySlot* TakeEasy(bool simple);
+  // request was of another reusable kind than `kind` (kGet, kPost), or of none, is reset first.
+  EasySlot* TakeEasy(EasySlot::State kind);
   void ReturnEasy(EasySlot* slot, bool reusable);  // keep it for the next Request, or free it
   void SetBase(EasySlot* slot);              // the options every request has (callbacks, protocols, ...)
   void* agent_list() const { return agent_list_; }

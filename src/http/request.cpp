@@ -175,7 +175,7 @@ Request::Request(Multi* multi, RequestOptions options, RequestCallbacks callback
 Request::~Request() {
   // The Multi has removed the easy handle from the multi (curl_multi_remove_handle) before deleting us, and is
   // still alive (it deletes Requests only from its own methods and destructor).
-  if (slot_) multi_->ReturnEasy(slot_, simple_ && completed_ok_);
+  if (slot_) multi_->ReturnEasy(slot_, kind_ != EasySlot::State::kDirty && completed_ok_);
   curl_slist_free_all(static_cast<curl_slist*>(header_list_));
 }
 
@@ -184,9 +184,11 @@ bool Request::Setup(std::string* error) {
   const bool is_get = o.method == "GET";
   const bool has_body = o.body_source || !o.body.empty() || o.method == "POST" || o.method == "PUT" ||
                         o.method == "PATCH";
-  // A simple GET leaves the handle reusable as it is: the next one sets only the URL and what differs.
-  simple_ = is_get && !has_body && o.follow_redirects;
-  EasySlot* slot = multi_->TakeEasy(simple_);
+  // A plain GET, or a POST of a string, leaves the handle reusable as it is: the next request of the same kind
+  // sets only the URL, its body and what differs.
+  if (is_get && !has_body && o.follow_redirects) kind_ = EasySlot::State::kGet;
+  else if (o.method == "POST" && !o.body_source) kind_ = EasySlot::State::kPost;
+  EasySlot* slot = multi_->TakeEasy(kind_);
   if (!slot) {
     *error = "curl_easy_init failed";
     return false;
@@ -244,8 +246,8 @@ bool Request::Setup(std::string* error) {
     curl_easy_setopt(easy, CURLOPT_MAXREDIRS, 10L);
     slot->follow = true;
   }
-  // Until this transfer completes simple and well, the handle is reset before its next use.
-  slot->state = simple_ ? EasySlot::State::kSimple : EasySlot::State::kDirty;
+  // Unless this transfer completes well and was of a reusable kind, the handle is reset before its next use.
+  slot->state = kind_;
 
   if (o.headers.empty() && !has_body) {
     if (slot->header_list != multi_->agent_list()) {

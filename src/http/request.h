@@ -100,8 +100,9 @@ inline constexpr const char* kUserAgent = "User-Agent: luasync";
 struct EasySlot {
   enum class State {
     kFresh,   ///< new or reset, base options applied (SetBase), nothing request-specific
-    kSimple,  ///< a simple GET (see Request::Setup) completed on it; its variable options are recorded below
-    kDirty,   ///< anything else: curl_easy_reset before the next use
+    kGet,     ///< a plain GET completed on it; its variable options are recorded below
+    kPost,    ///< a POST of a string body completed on it; likewise
+    kDirty,   ///< anything else (other methods, streamed bodies, failures): curl_easy_reset before the next use
   };
   void* handle = nullptr;         ///< CURL*, owned by the Multi
   Request* request = nullptr;     ///< current user, or null while spare
@@ -162,7 +163,7 @@ class Request {
   State state_ = State::kPending;
   Request* prev_ = nullptr;         // Multi::requests_ (intrusive list)
   Request* next_ = nullptr;
-  bool simple_ = false;             // a plain GET: the slot may be reused without curl_easy_reset
+  EasySlot::State kind_ = EasySlot::State::kDirty;  // kGet or kPost: the slot may be reused without a reset
   bool completed_ok_ = false;       // curl finished the transfer with CURLE_OK
 
   // Response side.

@@ -605,10 +605,33 @@ TEST_CASE("http: a reused easy handle carries no options of the previous request
     post.method = "POST";
     post.body = "xyz";
     CHECK(echo(post)["body"] == "xyz");
+    RequestOptions post2 = Get("/echo?second");
+    post2.method = "POST";
+    post2.body = std::string(3000, 'p');
+    post2.headers = {{"Content-Type", "text/plain"}};
+    j = echo(post2);  // a POST reusing the POST's handle: new body, size and headers
+    CHECK(j["method"] == "POST");
+    CHECK(j["query"] == "second");
+    CHECK(j["body"] == std::string(3000, 'p'));
+    CHECK(j["headers"]["content-type"] == "text/plain");
+    RequestOptions post3 = Get("/echo");
+    post3.method = "POST";
+    post3.body = "";
+    j = echo(post3);
+    CHECK(j["method"] == "POST");
+    CHECK(j["body_length"] == 0);
+    CHECK(j["headers"]["content-length"] == "0");
+    CHECK(j["headers"].contains("content-type") == false);
+    RequestOptions post_redirect = Get("/redirect/1");
+    post_redirect.method = "POST";
+    post_redirect.body = "x";
+    Result pr = Fetch(l, multi, post_redirect);  // a POST does not follow (the GETs before it did)
+    CHECK(pr.status == 302);
     j = echo(Get("/echo"));
     CHECK(j["method"] == "GET");
     CHECK(j["body_length"] == 0);
     CHECK(j["headers"].contains("content-length") == false);
+    CHECK(Fetch(l, multi, post_redirect).status == 302);  // right after a GET that followed redirects
 
     RequestOptions redirect = Get("/redirect/2");
     Result r = Fetch(l, multi, redirect);
