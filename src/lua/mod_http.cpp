@@ -92,25 +92,48 @@ void PushHeaders(lua_State* L, const http::Headers& headers) {
 }
 
 // Framed mode: the unread events as one array (a table per SSE event, a string per NDJSON line).
+// The field names are pushed once and set with lua_rawset (lua_setfield would hash its C string key per field),
+// and an event type equal to the previous event's reuses that Lua string (most streams have one type).
 void PushEvents(lua_State* L, Transfer* t) {
   const std::string& a = t->arena;
   lua_createtable(L, static_cast<int>(t->events.size()), 0);
+  const int list = lua_gettop(L);
   int i = 0;
-  for (const lhttp::EventSpan& e : t->events) {
-    if (t->framing == lhttp::Framing::kSse) {
-      lua_createtable(L, 0, 3);
-      lua_pushlstring(L, a.data() + e.type_off, e.type_len);
-      lua_setfield(L, -2, "event");
-      lua_pushlstring(L, a.data() + e.data_off, e.data_len);
-      lua_setfield(L, -2, "data");
-      if (e.id_len > 0) {
-        lua_pushlstring(L, a.data() + e.id_off, e.id_len);
-        lua_setfield(L, -2, "id");
+  if (t->framing == lhttp::Framing::kSse) {
+    lua_pushliteral(L, "event");  // list + 1
+    lua_pushliteral(L, "data");   // list + 2
+    lua_pushliteral(L, "id");     // list + 3
+    lua_pushnil(L);               // list + 4: the last event type, as a Lua string
+    std::string_view last_type;
+    bool have_type = false;
+    for (const lhttp::EventSpan& e : t->events) {
+      std::string_view type(a.data() + e.type_off, e.type_len);
+      if (!have_type || type != last_type) {
+        lua_pushlstring(L, type.data(), type.size());
+        lua_replace(L, list + 4);
+        last_type = type;
+        have_type = true;
       }
-    } else {
+      lua_createtable(L, 0, e.id_len > 0 ? 3 : 2);
+      lua_pushvalue(L, list + 1);
+      lua_pushvalue(L, list + 4);
+      lua_rawset(L, -3);
+      lua_pushvalue(L, list + 2);
       lua_pushlstring(L, a.data() + e.data_off, e.data_len);
+      lua_rawset(L, -3);
+      if (e.id_len > 0) {
+        lua_pushvalue(L, list + 3);
+        lua_pushlstring(L, a.data() + e.id_off, e.id_len);
+        lua_rawset(L, -3);
+      }
+      lua_rawseti(L, list, ++i);
     }
-    lua_rawseti(L, -2, ++i);
+    lua_settop(L, list);
+  } else {
+    for (const lhttp::EventSpan& e : t->events) {
+      lua_pushlstring(L, a.data() + e.data_off, e.data_len);
+      lua_rawseti(L, list, ++i);
+    }
   }
   t->arena.clear();
   t->events.clear();

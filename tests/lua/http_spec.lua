@@ -322,6 +322,15 @@ describe("streamed responses", function()
                   { event = "message", data = "event 2" }, { event = "message", data = "event 3" } }, evs)
   end)
 
+  it("frames server-sent events with types and ids", function()
+    local r = await(http.request { url = base .. "/sse?n=5&typed=1", stream = true, framing = "sse" })
+    local evs = await(r.body:collect())
+    -- The last event ID carries over to later events (the SSE spec's "last event ID").
+    assert.same({ { event = "a", data = "event 0" }, { event = "a", data = "event 1", id = "1" },
+                  { event = "b", data = "event 2", id = "1" }, { event = "a", data = "event 3", id = "3" },
+                  { event = "a", data = "event 4", id = "3" } }, evs)
+  end)
+
   it("frames NDJSON lines", function()
     local r = await(http.request { url = base .. "/slow?chunks=3&delay=0", stream = true, framing = "ndjson" })
     assert.same({ "chunk 0", "chunk 1", "chunk 2" }, await(r.body:collect()))
