@@ -61,6 +61,14 @@ bool LuaHeap::Refill(size_t bytes) {
   return true;
 }
 
+bool LuaHeap::InRegions(const void* p) const {
+  for (const Region* r = regions_; r != nullptr; r = r->prev) {
+    const char* base = reinterpret_cast<const char*>(r);
+    if (p >= base && p < base + r->size) return true;
+  }
+  return false;
+}
+
 void* LuaHeap::AllocSmall(size_t cls) {
   void* p = free_[cls];
   if (p != nullptr) {
@@ -68,7 +76,10 @@ void* LuaHeap::AllocSmall(size_t cls) {
   } else {
     size_t bytes = cls * 8;
     if (cur_ == nullptr || cur_ + bytes > committed_end_) {
-      if (!Refill(bytes)) return nullptr;
+      if (!Refill(bytes)) {
+        fallback_ = true;
+        return std::malloc(bytes);
+      }
     }
     p = cur_;
     cur_ += bytes;
@@ -78,6 +89,10 @@ void* LuaHeap::AllocSmall(size_t cls) {
 }
 
 void LuaHeap::FreeSmall(void* p, size_t cls) {
+  if (fallback_ && !InRegions(p)) {
+    std::free(p);
+    return;
+  }
   std::memcpy(p, &free_[cls], sizeof(void*));
   free_[cls] = p;
   small_in_use_ -= cls * 8;

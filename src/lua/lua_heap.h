@@ -9,7 +9,8 @@
 // creating many tasks or promises.
 //
 // Small-block memory is reused but never returned to the system; it lives as
-// long as the LuaHeap, which must outlive lua_close.
+// long as the LuaHeap, which must outlive lua_close. When no new region can be
+// reserved (an address-space limit), small blocks come from malloc instead.
 #pragma once
 
 #include <cstddef>
@@ -57,6 +58,7 @@ class LuaHeap {
 
   void* AllocSmall(size_t cls);
   void FreeSmall(void* p, size_t cls);
+  bool InRegions(const void* p) const;
   bool Refill(size_t bytes);
   bool NewRegion();
 
@@ -70,6 +72,7 @@ class LuaHeap {
   size_t committed_ = 0;
   size_t step_ = size_t{128} << 10;  // next commit step; grows to kMaxStep
   bool populate_ = true;             // false once the kernel refused MADV_POPULATE_WRITE
+  bool fallback_ = false;            // some small blocks came from malloc (no region could be reserved)
 };
 
 }  // namespace luasync

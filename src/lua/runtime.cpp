@@ -175,7 +175,12 @@ int Runtime::Dispatch(int nargs) {
   lua_State* L = L_;
   lua_rawgeti(L, LUA_REGISTRYINDEX, dispatch_ref_);
   lua_insert(L, -(nargs + 2));
-  if (lua_pcall(L, nargs + 1, 1, 0) != 0) {
+  if (int status = lua_pcall(L, nargs + 1, 1, 0); status != 0) {
+    if (status == LUA_ERRMEM) {  // not a bug of ours: the script ran out of memory
+      static const char kText[] = "luasync: not enough memory\n";
+      err_->Write(kText, sizeof kText - 1);
+      ExitNow(1);
+    }
     const char* msg = lua_tostring(L, -1);
     std::string text = std::string("luasync: internal error: ") + (msg ? msg : "(no message)") + "\n";
     err_->Write(text.data(), text.size());

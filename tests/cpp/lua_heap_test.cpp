@@ -1,7 +1,10 @@
 // LuaHeap (src/lua/lua_heap): the lua_Alloc of the runtime's Lua state.
 #include <catch2/catch.hpp>
 
+#include <sys/resource.h>
+
 #include <cstdint>
+#include <fstream>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -118,4 +121,36 @@ TEST_CASE("lua heap: a Lua state runs on it and frees everything at close", "[lu
   CHECK(std::string(lua_tostring(L, -1)) == "100010000:6930400");
   lua_close(L);
   CHECK(h.small_in_use() == 0);
+}
+
+TEST_CASE("lua heap: small blocks come from malloc when no region can be reserved", "[lua_heap]") {
+  if (!LuaHeap::kPooled) {
+    SUCCEED("the sanitizer build routes every block to malloc");
+    return;
+  }
+  // Room for one region and a little more, then an address-space limit.
+  size_t pages = 0;
+  std::ifstream("/proc/self/statm") >> pages;
+  const size_t vm = pages * 4096;
+  rlimit old{};
+  REQUIRE(getrlimit(RLIMIT_AS, &old) == 0);
+  rlimit lim = old;
+  lim.rlim_cur = vm + LuaHeap::kRegionSize + (size_t{24} << 20);
+  REQUIRE(setrlimit(RLIMIT_AS, &lim) == 0);
+  {
+    LuaHeap h;
+    std::vector<void*> blocks;
+    blocks.reserve(LuaHeap::kRegionSize / 64 + 4096);
+    // one region's worth of 64-byte blocks, then 4096 more: those cannot come from a new region
+    for (size_t i = 0; i < LuaHeap::kRegionSize / 64 + 4096; i++) {
+      void* p = A(h, nullptr, 0, 64);
+      REQUIRE(p != nullptr);
+      static_cast<char*>(p)[63] = 1;
+      blocks.push_back(p);
+    }
+    CHECK(h.committed() <= LuaHeap::kRegionSize);
+    for (void* p : blocks) A(h, p, 64, 0);  // region blocks to the free list, malloc'd ones freed
+    CHECK(h.small_in_use() == 0);
+  }
+  REQUIRE(setrlimit(RLIMIT_AS, &old) == 0);
 }
