@@ -9,6 +9,7 @@
  * -DHAVE_CJSON; otherwise a small string scan) to pull out
  * choices[0].delta.content. Prints key=value lines:
  *   streams, tokens, elapsed_ms (all streams started -> last one done),
+ *   setup_ms (all requests handed to curl, before the loop runs),
  *   tokens_per_s, ttft_median_ms / ttft_p99_ms (stream start -> first
  *   non-empty delta), cpu_ms (user + system CPU of this process), errors, json
  * Exits 1 if any stream failed, did not end with [DONE] or had a token count
@@ -264,6 +265,7 @@ int main(int argc, char** argv) {
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_multi_add_handle(multi, e);
   }
+  uint64_t setup = uv_hrtime() - t_start;
   uv_run(loop, UV_RUN_DEFAULT);
   uint64_t elapsed = uv_hrtime() - t_start;
 
@@ -279,6 +281,7 @@ int main(int argc, char** argv) {
   qsort(ttft, (size_t)n_ttft, sizeof *ttft, cmp_u64);
   printf("streams=%d\ntokens=%ld\nelapsed_ms=%.1f\ntokens_per_s=%.0f\n", n_streams, total, elapsed / 1e6,
          total / (elapsed / 1e9));
+  printf("setup_ms=%.1f\n", setup / 1e6);
   printf("ttft_median_ms=%.1f\nttft_p99_ms=%.1f\n", n_ttft ? ttft[n_ttft / 2] / 1e6 : -1.0,
          n_ttft ? ttft[(n_ttft * 99) / 100 < n_ttft ? (n_ttft * 99) / 100 : n_ttft - 1] / 1e6 : -1.0);
   struct rusage ru;

@@ -64,6 +64,7 @@ pcall(await, require("luasync.http").request { url = "http://127.0.0.1:1/", time
 t0 = hrtime()
 local tasks = {}
 for k = 1, streams do tasks[k] = spawn(one, k) end
+local setup = hrtime() - t0   -- every stream has sent its request to the HTTP client and waits
 local results = await(Promise.allSettled(tasks))
 local elapsed = hrtime() - t0
 local cpu = cpu_ms()   -- the whole process, as floor.c counts it
@@ -86,6 +87,7 @@ print(string.format("streams=%d", streams))
 print(string.format("tokens=%d", total))
 print(string.format("elapsed_ms=%.1f", elapsed * 1e3))
 print(string.format("tokens_per_s=%.0f", total / elapsed))
+print(string.format("setup_ms=%.1f", setup * 1e3))
 print(string.format("ttft_median_ms=%.1f", pick(0.5)))
 print(string.format("ttft_p99_ms=%.1f", pick(0.99)))
 print(string.format("cpu_ms=%.0f", cpu))

@@ -76,7 +76,9 @@ async function one(t0) {
 
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
-const results = await Promise.allSettled(Array.from({ length: streams }, () => one(t0)));
+const pending = Array.from({ length: streams }, () => one(t0));
+const setup = performance.now() - t0;  // every fetch() called (undici sends from the event loop)
+const results = await Promise.allSettled(pending);
 const elapsed = performance.now() - t0;
 const cpu = process.cpuUsage(cpu0);
 
@@ -97,6 +99,7 @@ console.log(`streams=${streams}`);
 console.log(`tokens=${total}`);
 console.log(`elapsed_ms=${elapsed.toFixed(1)}`);
 console.log(`tokens_per_s=${Math.round(total / (elapsed / 1000))}`);
+console.log(`setup_ms=${setup.toFixed(1)}`);
 console.log(`ttft_median_ms=${pick(0.5).toFixed(1)}`);
 console.log(`ttft_p99_ms=${pick(0.99).toFixed(1)}`);
 console.log(`cpu_ms=${Math.round((cpu.user + cpu.system) / 1000)}`);

@@ -7,12 +7,13 @@ fake server, so the server is not what is measured), starts the server on a free
 loopback port, then runs each peer --runs times, peers alternating, and prints
 the medians as a markdown table.
 
-Peers print key=value lines (elapsed_ms, tokens_per_s, ttft_median_ms,
+Peers print key=value lines (elapsed_ms, tokens_per_s, setup_ms, ttft_median_ms,
 ttft_p99_ms, cpu_ms, errors); a run with errors != 0 or a non-zero exit fails the
 benchmark.
 
     python3 bench/llm/run.py [--runs 5] [--warmup 1] [--streams 1000] [--tokens 200]
                              [--server c|python] [--luasync PATH] [--build DIR]
+                             [--peers floor,node,luasync]
 
 The luasync peer (bench/llm/luasync_stream.lua) runs when that file exists and
 a luasync binary is found (--luasync, else build/luasync).
@@ -28,7 +29,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-KEYS = ("elapsed_ms", "tokens_per_s", "ttft_median_ms", "ttft_p99_ms", "cpu_ms")
+KEYS = ("elapsed_ms", "tokens_per_s", "setup_ms", "ttft_median_ms", "ttft_p99_ms", "cpu_ms")
 
 
 def pkg_config(*args):
@@ -87,6 +88,7 @@ def main():
     ap.add_argument("--server", choices=("c", "python"), default="c")
     ap.add_argument("--luasync", default=os.path.join(ROOT, "build", "luasync"))
     ap.add_argument("--build", default=os.path.join(ROOT, "build-bench-llm"))
+    ap.add_argument("--peers", default="floor,node,luasync", help="comma-separated subset of floor,node,luasync")
     args = ap.parse_args()
 
     server_bin, floor = build(args.build)
@@ -99,6 +101,9 @@ def main():
         print("note: luasync peer skipped (needs %s and a luasync binary)" % os.path.relpath(lua_script, ROOT),
               file=sys.stderr)
 
+    wanted = set(args.peers.split(","))
+    short = {"C floor": "floor", "node": "node", "luasync": "luasync"}
+    peers = {name: cmd for name, cmd in peers.items() if short[name] in wanted}
     proc, port = start_server(args.server, server_bin, args.tokens)
     results = {name: [] for name in peers}
     try:
@@ -116,11 +121,11 @@ def main():
     print("%d streams x %d tokens, %s server, %d runs (medians); %s, %d CPUs, load %s" % (
         args.streams, args.tokens, args.server, args.runs, platform.machine(), os.cpu_count(), " ".join(load)))
     print()
-    print("| peer | wall ms | tokens/s | TTFT median ms | TTFT p99 ms | CPU ms |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| peer | wall ms | tokens/s | setup ms | TTFT median ms | TTFT p99 ms | CPU ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, runs in results.items():
         med = [statistics.median(float(r[k]) for r in runs) for k in KEYS]
-        print("| %s | %.0f | %.0f | %.1f | %.1f | %.0f |" % (name, *med))
+        print("| %s | %.0f | %.0f | %.1f | %.1f | %.1f | %.0f |" % (name, *med))
 
 
 if __name__ == "__main__":

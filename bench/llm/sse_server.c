@@ -13,6 +13,7 @@
  * The tests' Python server (tests/fixtures/llm_server.py) speaks far more of the
  * protocols but cannot push 1,000 x 200 events fast enough to measure a client.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +155,9 @@ static void on_connection(uv_stream_t* server, int status) {
 
 int main(int argc, char** argv) {
   int port = 0;
+  /* A client that exits mid-stream must not kill the server: a write to its
+     closed socket fails with EPIPE instead of raising SIGPIPE. */
+  signal(SIGPIPE, SIG_IGN);
   for (int i = 1; i + 1 < argc; i += 2) {
     if (strcmp(argv[i], "--port") == 0) port = atoi(argv[i + 1]);
     else if (strcmp(argv[i], "--tokens") == 0) g_tokens = atoi(argv[i + 1]);
