@@ -248,8 +248,45 @@ local function check_open(x)
   if x.finished then error(x.value, 0) end
 end
 
+-- One attempt, in the reader's task: true once the first delta (x.first) or the regular end
+-- of a reply without text arrived, else false, err, response headers. Raises a final error.
+local function attempt_once(x)
+  local P = x.P
+  local p = x.first_p
+  if p then x.first_p = false else p = send(x.client, x.body, true) end
+  local ok, res = pcall(await, p)
+  check_open(x)
+  if not ok then return false, lerr.from_transport(P.name, res) end
+  local headers = res.headers
+  x.headers = headers
+  local status = res.status
+  if status < 200 or status >= 300 then
+    local err = lerr.from_status(P.name, status, headers, read_all(res.body))
+    check_open(x)
+    return false, err, headers
+  end
+  x.hbody = res.body
+  x.st = P.new_state(x.req)
+  local d, err = read_event(x)
+  check_open(x)
+  if not err then
+    if d then
+      x.first = d
+      return true
+    end
+    err = finish_ok(x)
+    if not err then return true end
+    error(err, 0)   -- invalid JSON in JSON mode: not retried
+  end
+  local hb = x.hbody
+  x.hbody = false
+  hb:close()
+  return false, err, headers
+end
+
 -- In the reader's task: attempts until the first delta (x.first) or the regular end of a
--- reply without text. Raises the final error.
+-- reply without text. Raises the final error. The first attempt is straight-line code;
+-- only retries loop (a trace reaching a loop here from the reader's own loop aborted).
 local function open_attempts(x)
   if not x.slot then
     local w = x.slot_p
@@ -261,48 +298,15 @@ local function open_attempts(x)
   end
   check_open(x)
   if x.start_err then error(x.start_err, 0) end
-  local client, P = x.client, x.P
-  local name = P.name
+  local done, err, headers = attempt_once(x)
+  if done then return end
   local attempt = 0
-  while true do
-    local err, headers
-    local p = x.first_p
-    if p then x.first_p = false else p = send(client, x.body, true) end
-    local ok, res = pcall(await, p)
-    check_open(x)
-    if not ok then
-      err = lerr.from_transport(name, res)
-    else
-      headers = res.headers
-      x.headers = headers
-      local status = res.status
-      if status >= 200 and status < 300 then
-        x.hbody = res.body
-        x.st = P.new_state(x.req)
-        local d
-        d, err = read_event(x)
-        check_open(x)
-        if not err then
-          if d then
-            x.first = d
-            return
-          end
-          err = finish_ok(x)
-          if not err then return end
-          error(err, 0)   -- invalid JSON in JSON mode: not retried
-        end
-        local hb = x.hbody
-        x.hbody = false
-        hb:close()
-      else
-        err = lerr.from_status(name, status, headers, read_all(res.body))
-        check_open(x)
-      end
-    end
-    after_failure(client, err, attempt, headers)
+  repeat
+    after_failure(x.client, err, attempt, headers)
     check_open(x)
     attempt = attempt + 1
-  end
+    done, err, headers = attempt_once(x)
+  until done
 end
 
 -- Runs once the stream holds a slot (limiter callback): send the first request now.
