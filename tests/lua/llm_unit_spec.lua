@@ -332,6 +332,39 @@ describe("llm stream events", function()
     end
   end)
 
+  it("OpenAI: the role chunk is recognised without a decode, and only it", function()
+    local cases = {
+      { '{"id":"a","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}', true },
+      { '{"id":"a","object":"chat.completion.chunk","created":1,"model":"m","system_fingerprint":null,"choices":[{"index":0,'
+        .. '"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}],"usage":null}', true },
+      { '{"id":"a","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"finish_reason":null}]}', false },
+      { '{"id":"a","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":"no"},"finish_reason":null}]}', false },
+      { '{"id":"a","choices":[{"index":0,"delta":{"role":"assistant","content":"","tool_calls":[]},"finish_reason":null}]}', false },
+      { '{"id":"a","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":"stop"}]}', false },
+      { '{"id":"a","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null},'
+        .. '{"index":1,"delta":{"role":"assistant","content":""},"finish_reason":null}]}', false },
+      { '{"id":"a","choices":[{"index":0,"delta":{"content":"","role":"assistant"},"finish_reason":null}]}', false },
+      { '{"id":"a","choices":[{"index":0,"delta":{"content":"\\"finish_reason\\":null"}}]}', false },
+    }
+    for _, c in ipairs(cases) do
+      assert.equals(c[2], openai._role_chunk(c[1]), c[1])
+      -- either way the event gives no text unless the decoded delta has some, and no error
+      local st = openai.new_state()
+      local d, err = openai.event(st, ev(c[1]))
+      assert.is_nil(err, c[1])
+      local content = json.decode(c[1]).choices[1].delta.content
+      assert.equals(content ~= "" and content or nil, d, c[1])
+      if c[2] then assert.same({ false, c[1] }, { st.id, st.head }, c[1]) end
+    end
+    -- a stream opening with the role chunk: its id and model from the finish chunk
+    local st = openai.new_state()
+    assert.is_nil(openai.event(st, ev(cases[2][1])))
+    assert.equals("Hi", openai.event(st, chunk("Hi")))
+    assert.is_nil(openai.event(st, ev('{"id":"a","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}')))
+    local r = openai.result(st)
+    assert.same({ "Hi", "stop", "a", "m" }, { r.text, r.finish_reason, r.id, r.model })
+  end)
+
   it("OpenAI: a plain first event is not decoded; id and model come from a later chunk, else from it", function()
     local finish = '{"id":"c9","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}'
     local function run(events)
@@ -364,11 +397,12 @@ describe("llm stream events", function()
     st = run({ first, '{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}', "[DONE]" })
     r = openai.result(st)
     assert.same({ "Hi", "stop", "c9", "m" }, { r.text, r.finish_reason, r.id, r.model })
-    -- OpenAI's role chunk first: decoded as before
-    st = run({ '{"id":"c1","model":"m1","choices":[{"index":0,"delta":{"role":"assistant","content":""},'
-      .. '"finish_reason":null}]}', first, "[DONE]" })
-    assert.same({ "c1", "m1", false }, { st.id, st.model, st.head })
-    assert.same({ "Hi", "c1" }, { openai.result(st).text, openai.result(st).id })
+    -- OpenAI's role chunk first: it is the kept event
+    local role = '{"id":"c1","model":"m1","choices":[{"index":0,"delta":{"role":"assistant","content":""},'
+      .. '"finish_reason":null}]}'
+    st = run({ role, first, "[DONE]" })
+    assert.same({ false, false, role }, { st.id, st.model, st.head })
+    assert.same({ "Hi", "c1", "m1" }, { openai.result(st).text, openai.result(st).id, openai.result(st).model })
   end)
 
   it("OpenAI: an error frame and invalid JSON are errors", function()

@@ -122,11 +122,30 @@ local function plain_delta(data)
 end
 P._plain_delta = plain_delta
 
+-- The chunk OpenAI (and vLLM, llama.cpp) sends before the first token,
+--   {...,"choices":[{"index":0,"delta":{"role":"assistant","content":""[,"refusal":null]},...,"finish_reason":null}]...}
+-- carries no text: true for it, so the first token does not wait for its decode either.
+local ROLE = '{"index":0,"delta":{"role":"assistant","content":""'
+local function role_chunk(data)
+  local a = find(data, ROLE, 1, true)
+  if not a then return false end
+  local e = a + #ROLE                                    -- after the empty content
+  if byte(data, e) ~= 125 then                           -- '}', else only a null refusal may follow
+    if sub(data, e, e + 15) ~= ',"refusal":null}' then return false end
+    e = e + 15
+  end
+  local f = find(data, 'finish_reason":null', e, true)
+  if not f or byte(data, f - 1) ~= 34 then return false end
+  if find(data, 'delta":', e, true) then return false end   -- a second choice
+  return true
+end
+P._role_chunk = role_chunk
+
 -- Every chunk of a completion carries the same id and model. When the first event is a
--- plain delta, its text is returned at once and the event kept undecoded in st.head (the
--- first token is not delayed by a JSON decode): the id and model then come from the first
--- event that is decoded anyway (the finish chunk, usage), and only a stream without one
--- decodes st.head when its result is made.
+-- plain delta or the role chunk, it is kept undecoded in st.head (the first token is not
+-- delayed by a JSON decode): the id and model then come from the first event that is
+-- decoded anyway (the finish chunk, usage), and only a stream without one decodes st.head
+-- when its result is made.
 local function read_head(st)
   local h = st.head
   st.head = false
@@ -147,6 +166,10 @@ function P.event(st, ev)
     st.n = n
     st.parts[n] = t
     return t
+  end
+  if role_chunk(data) then
+    if not st.id and not st.head then st.head = data end
+    return nil
   end
   if data == "[DONE]" then
     st.done = true
