@@ -7,6 +7,7 @@
 #include "http/multi.h"
 
 #include <curl/curl.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <algorithm>
@@ -20,11 +21,11 @@ namespace luasync::http {
 // uv_close, whose callback deletes it.
 //
 // When curl stops watching a socket (CURL_POLL_REMOVE: a kept-alive connection goes back to the cache after
-// each request) the context is only stopped, not closed, and serves the next socket curl watches on that fd
-// number: the same connection picked up by the next request, or a new socket that got the number after curl
-// closed the old one (curl closes unwatched sockets without telling us; a stopped uv_poll_t never touches its
-// fd, and uv_poll_start on a reused number registers it afresh). Closing and re-creating the handle instead
-// cost an ioctl and about four epoll_ctl calls per request.
+// each request) the context is only stopped, not closed, and serves the socket again when the next request
+// picks the connection up. Closing and re-creating the handle instead cost an ioctl and about four epoll_ctl
+// calls per request. The context goes when curl closes the socket (CURLOPT_CLOSESOCKETFUNCTION): libuv's
+// uv_poll_stop removes the fd from epoll, so a context must never outlive its socket, or stopping it later
+// could unregister another handle that got the same fd number.
 struct Multi::SocketContext {
   uv_poll_t poll;
   Multi* multi;
@@ -116,6 +117,15 @@ struct Multi::Glue {
   }
 
   static void Idle(uv_idle_t* idle) noexcept { static_cast<Multi*>(idle->data)->RunDeferred(); }
+
+  // CURLOPT_CLOSESOCKETFUNCTION: curl has already told us to stop watching (Curl_multi_closed runs first).
+  static int CloseSocket(void* self, curl_socket_t fd) noexcept {
+    auto* m = static_cast<Multi*>(self);
+    if (fd >= 0 && static_cast<size_t>(fd) < m->by_fd_.size()) {
+      if (SocketContext* context = m->by_fd_[static_cast<size_t>(fd)]) m->CloseSocket(context);  // while fd is open
+    }
+    return close(fd);
+  }
 
   static void SocketClosed(uv_handle_t* handle) noexcept { delete static_cast<SocketContext*>(handle->data); }
   static void TimerClosed(uv_handle_t* handle) noexcept { delete reinterpret_cast<uv_timer_t*>(handle); }
@@ -353,6 +363,8 @@ void Multi::SetBase(EasySlot* slot) {
   auto* easy = static_cast<CURL*>(slot->handle);
   curl_easy_setopt(easy, CURLOPT_PRIVATE, slot);
   Request::SetCallbacks(slot);
+  curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, &Glue::CloseSocket);
+  curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, this);
   curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);

@@ -1131,3 +1131,43 @@ TEST_CASE("http: destroying the Multi with transfers in flight frees everything"
   CHECK(callbacks_after == 0);
   Finish(l);
 }
+
+TEST_CASE("http: a socket curl closed leaves no poll handle that could unregister its fd's next owner", "[http]") {
+  // The Multi keeps a stopped poll handle per kept-alive connection between requests. libuv's uv_poll_stop and
+  // uv_close remove the fd from epoll, so a handle outliving its socket would, when finally closed, unregister
+  // whatever else got that fd number since. Here the number goes to a socketpair watched by the test.
+  REQUIRE_SERVER();
+  Loop l;
+  int fds[2] = {-1, -1};
+  uv_poll_t other;
+  bool readable = false;
+  {
+    Multi multi(&l.loop);
+    REQUIRE(Fetch(l, multi, Get("/small")).kind == ErrorKind::kOk);  // the connection is now idle, unwatched
+    REQUIRE(Fetch(l, multi, Get("/disconnect/10")).kind == ErrorKind::kProtocol);  // curl closed that socket
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);  // likely reuses the closed socket's number
+    REQUIRE(uv_poll_init_socket(&l.loop, &other, fds[0]) == 0);
+    other.data = &readable;
+    uv_poll_start(&other, UV_READABLE, [](uv_poll_t* h, int, int) {
+      *static_cast<bool*>(h->data) = true;
+      uv_poll_stop(h);
+    });
+    uv_run(&l.loop, UV_RUN_NOWAIT);  // registers fds[0] with epoll
+  }  // ~Multi closes its remaining handles
+  REQUIRE(write(fds[1], "x", 1) == 1);
+  TestTimer* guard = TestTimer::Start(&l.loop, 2000, [&](TestTimer* t) {
+    uv_poll_stop(&other);
+    t->Close();
+  });
+  while (!readable && uv_run(&l.loop, UV_RUN_ONCE) != 0) {
+  }
+  CHECK(readable);
+  if (readable) {
+    uv_timer_stop(&guard->handle);
+    guard->Close();
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&other), nullptr);
+  Finish(l);
+  close(fds[0]);
+  close(fds[1]);
+}
