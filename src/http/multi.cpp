@@ -109,11 +109,15 @@ struct Multi::Glue {
       if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
       if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
     }
-    context->multi->SocketAction(context->fd, flags);  // may close (not yet free) this context
+    Multi* m = context->multi;
+    m->SocketAction(context->fd, flags);  // may close (not yet free) this context
+    if (m->after_fn_) m->after_fn_(m->after_arg_);
   }
 
   static void TimerFired(uv_timer_t* timer) noexcept {
-    static_cast<Multi*>(timer->data)->SocketAction(CURL_SOCKET_TIMEOUT, 0);
+    auto* m = static_cast<Multi*>(timer->data);
+    m->SocketAction(CURL_SOCKET_TIMEOUT, 0);
+    if (m->after_fn_) m->after_fn_(m->after_arg_);
   }
 
   static void Idle(uv_idle_t* idle) noexcept { static_cast<Multi*>(idle->data)->RunDeferred(); }

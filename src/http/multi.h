@@ -47,6 +47,14 @@ class Multi {
   /// header) returns nullptr and sets *error; nothing is sent and no callback runs.
   Request* Start(RequestOptions options, RequestCallbacks callbacks, std::string* error);
 
+  /// fn(arg) runs at the end of each of the Multi's socket and timer callbacks, once curl has returned and
+  /// completed transfers are finished: a place to act on what the callbacks recorded without waiting for a
+  /// later loop phase. It may call any Multi method (it runs from a libuv callback, not inside curl).
+  void SetAfterCallback(void (*fn)(void*), void* arg) {
+    after_fn_ = fn;
+    after_arg_ = arg;
+  }
+
   /// Requests started and not yet finished or aborted.
   size_t active() const { return active_; }
 
@@ -96,6 +104,8 @@ class Multi {
   // header rather than CURLOPT_USERAGENT, which curl formats with its printf on every request (~4k instructions).
   void* agent_list_ = nullptr;               // curl_slist*, owned
   bool in_curl_ = false;                     // a curl_multi_* / curl_easy_pause call is on the stack
+  void (*after_fn_)(void*) = nullptr;        // SetAfterCallback
+  void* after_arg_ = nullptr;
   int dispatching_ = 0;                      // inside on_done
 };
 

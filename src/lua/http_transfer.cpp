@@ -199,6 +199,9 @@ http::BodyPull Transfer::PullBody(std::string& out) {
 struct Hub::Glue {
   static void Check(uv_check_t* h) { static_cast<Hub*>(h->data)->Flush(); }
   static void Idle(uv_idle_t* h) { static_cast<Hub*>(h->data)->Flush(); }
+  static void Prepare(uv_prepare_t* h) { ++static_cast<Hub*>(h->data)->iteration_; }
+  static void AfterCurl(void* hub) { static_cast<Hub*>(hub)->FlushEarly(); }
+  static void PrepareClosed(uv_handle_t* h) { delete reinterpret_cast<uv_prepare_t*>(h); }
   static void CheckClosed(uv_handle_t* h) { delete reinterpret_cast<uv_check_t*>(h); }
   static void IdleClosed(uv_handle_t* h) { delete reinterpret_cast<uv_idle_t*>(h); }
 };
@@ -210,6 +213,11 @@ Hub::Hub(uv_loop_s* loop, std::function<void()> flush) : loop_(loop), flush_(std
   idle_ = new uv_idle_t;
   uv_idle_init(loop, idle_);
   idle_->data = this;
+  prepare_ = new uv_prepare_t;
+  uv_prepare_init(loop, prepare_);
+  prepare_->data = this;
+  uv_prepare_start(prepare_, &Glue::Prepare);
+  uv_unref(reinterpret_cast<uv_handle_t*>(prepare_));
 }
 
 http::Multi* Hub::multi() {
@@ -217,6 +225,7 @@ http::Multi* Hub::multi() {
     http::Multi::Options options;
     options.buffer_size = kCurlBuffer;
     multi_ = std::make_unique<http::Multi>(loop_, options);
+    multi_->SetAfterCallback(&Glue::AfterCurl, this);
   }
   return multi_.get();
 }
@@ -245,6 +254,17 @@ void Hub::Pop() {
     ready_[head_]->queued = false;
     ++head_;
   }
+}
+
+// From the end of a Multi socket or timer callback: deliver the news at once rather than from the check or idle
+// phase. A response found right after its request was sent (loopback) is then in Lua within the same timer
+// callback, and the next request goes out without another loop iteration (and its epoll_wait). At most once
+// per loop iteration: a request started here runs curl's 0 ms timer again in the same timer pass, and a chain
+// of those must not keep the loop from polling other handles.
+void Hub::FlushEarly() {
+  if (closed_ || head_ >= ready_.size() || early_at_ == iteration_) return;
+  early_at_ = iteration_;
+  Flush();
 }
 
 void Hub::Flush() {
@@ -301,8 +321,10 @@ void Hub::Close(const std::function<void(int)>& unref) {
   armed_ = false;
   uv_close(reinterpret_cast<uv_handle_t*>(check_), &Glue::CheckClosed);
   uv_close(reinterpret_cast<uv_handle_t*>(idle_), &Glue::IdleClosed);
+  uv_close(reinterpret_cast<uv_handle_t*>(prepare_), &Glue::PrepareClosed);
   check_ = nullptr;
   idle_ = nullptr;
+  prepare_ = nullptr;
   MaybeDelete();
 }
 

@@ -33,6 +33,7 @@
 struct uv_loop_s;
 struct uv_check_s;
 struct uv_idle_s;
+struct uv_prepare_s;
 
 namespace luasync::lhttp {
 
@@ -172,13 +173,17 @@ class Hub {
   ~Hub() = default;
   struct Glue;
   void Flush();
+  void FlushEarly();
 
   uv_loop_s* loop_;
   std::function<void()> flush_;
   std::unique_ptr<http::Multi> multi_;
   uv_check_s* check_ = nullptr;   // owned; freed in its close callback
   uv_idle_s* idle_ = nullptr;     // owned; freed in its close callback
+  uv_prepare_s* prepare_ = nullptr;  // owned, unreferenced: counts loop iterations
   bool armed_ = false;            // check_ and idle_ are started
+  uint64_t iteration_ = 0;        // loop iterations seen by prepare_
+  uint64_t early_at_ = ~uint64_t{0};  // iteration of the last flush from a Multi callback
   std::vector<Transfer*> ready_;
   size_t head_ = 0;
   Transfer* live_ = nullptr;
