@@ -3,9 +3,9 @@
 //
 // Events. curl callbacks (on_headers, on_chunk, on_done, the body source) run while curl is on the stack, where
 // no Lua may run. They only record what happened in the Transfer and queue it on the Hub (Transfer::Queue). The
-// hub then calls its flush function once per loop iteration, from a uv_check_t (right after the poll phase that
-// produced the news) or a uv_idle_t (which also keeps poll from blocking while news waits), never from inside a
-// curl or Multi call. The binding's flush makes one Lua call that drains every queued event
+// hub then calls its flush function from the end of the Multi's socket or timer callback that produced the news
+// (once curl has returned; at most once per loop iteration), else from a uv_check_t (right after the poll
+// phase) or a uv_idle_t (which also keeps poll from blocking while news waits), never from inside a curl call. The binding's flush makes one Lua call that drains every queued event
 // (Hub::Next), so 256 transfers finishing in one poll cost one trip into Lua, not 256.
 //
 // Ownership.
