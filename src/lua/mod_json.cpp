@@ -105,7 +105,7 @@ std::string TokenName(const std::string& t) {
 class Decoder {
  public:
   Decoder(lua_State* L, const char* s, size_t n, LiteralSplitter* literals)
-      : L_(L), input_(s), len_(n), literals_(literals), frames_(kMaxDepth + 1) {}
+      : L_(L), input_(s), len_(n), literals_(literals), frames_(kInitialFrames) {}
 
   bool null() {
     if (literals_) return NextScalar();
@@ -149,6 +149,7 @@ class Decoder {
 
   static constexpr int kMaxHint = 64;
 
+  static constexpr size_t kInitialFrames = 16;
   struct Frame {
     int count;    // values stored so far
     bool object;
@@ -197,6 +198,11 @@ class Decoder {
       return Fail("nesting deeper than " + std::to_string(kMaxDepth), NestingOffset(input_, len_));
     }
     if (!lua_checkstack(L_, 8)) return Fail("Lua stack overflow", 0);
+    // Frames grow with the depth reached: most documents are shallow, and
+    // constructing kMaxDepth frames cost about 6k instructions per call.
+    if (static_cast<size_t>(depth_) + 1 >= frames_.size()) {
+      frames_.resize(std::min(frames_.size() * 2, static_cast<size_t>(kMaxDepth) + 1));
+    }
     Frame& f = frames_[++depth_];
     f.count = 0;
     f.object = object;
