@@ -12,7 +12,8 @@
 --   [6] link: the promise this one derives from (andThen), or the record of
 --       the task whose result it is (spawn), else false
 --   [7]/[8] onFulfilled/onRejected handlers (andThen children only)
--- Rare fields stay named: _more, _trace, _handled, _cancelled, _cancel_hooks.
+-- Rare fields stay named: _more, _trace, _handled, _cancelled, _cancel_hook (the
+-- first cancel hook), _cancel_hooks (any further ones).
 -- Other modules read only [1] (state) and [2] (value).
 local sched = require("luasync.sched")
 local errors = require("luasync.errors")
@@ -90,7 +91,7 @@ settle = function(p, st, v, trace)
     nunhandled = nunhandled + 1
     unhandled[nunhandled] = p
   end
-  if p._cancel_hooks then p._cancel_hooks = nil end
+  if p._cancel_hook then p._cancel_hook, p._cancel_hooks = nil, nil end
   return true
 end
 M._settle = settle
@@ -238,8 +239,8 @@ function Promise:cancel(reason)
   local err = errors.cancelled(reason)
   self._handled = true
   self._cancelled = true
-  local hooks = self._cancel_hooks
-  self._cancel_hooks = nil
+  local hook, hooks = self._cancel_hook, self._cancel_hooks
+  self._cancel_hook, self._cancel_hooks = nil, nil
   settle(self, REJECTED, err)
   local link, parent = self[6], nil
   if link then
@@ -250,8 +251,11 @@ function Promise:cancel(reason)
       sched.cancel(link, err)
     end
   end
-  if hooks then
-    for i = 1, #hooks do hooks[i](err) end
+  if hook then
+    hook(err)
+    if hooks then
+      for i = 1, #hooks do hooks[i](err) end
+    end
   end
   if parent and parent[1] == PENDING and parent[5] <= 1 then
     parent:cancel(reason)
@@ -260,7 +264,14 @@ function Promise:cancel(reason)
 end
 
 --- Internal: p:_onCancel(fn) — fn(err) runs if p is cancelled while pending.
+-- The first hook is kept in a field of its own: one hook per promise is the
+-- common case (an HTTP transfer, a timer), and a list table per request was
+-- about 200 bytes.
 function Promise:_onCancel(fn)
+  if self._cancel_hook == nil then
+    self._cancel_hook = fn
+    return self
+  end
   local hooks = self._cancel_hooks
   if hooks == nil then hooks = {}; self._cancel_hooks = hooks end
   hooks[#hooks + 1] = fn
