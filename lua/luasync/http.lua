@@ -195,8 +195,11 @@ local function header_list(api, headers, level)
     elseif tv ~= "string" then
       error(format("%s: header \"%s\" must be a string, got %s", api, name, tv), level + 1)
     end
-    if find(name, "[\r\n]") then error(api .. ": header name contains CR or LF", level + 1) end
-    if find(value, "[\r\n]") then
+    -- plain searches: a pattern search tries a class match at every byte (4x the cost)
+    if find(name, "\n", 1, true) or find(name, "\r", 1, true) then
+      error(api .. ": header name contains CR or LF", level + 1)
+    end
+    if find(value, "\n", 1, true) or find(value, "\r", 1, true) then
       error(format("%s: header value contains CR or LF (header \"%s\")", api, name), level + 1)
     end
     if find(value, "\0", 1, true) then
