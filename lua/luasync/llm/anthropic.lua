@@ -12,6 +12,7 @@
 local json = require("luasync.json")
 local lerr = require("luasync.llm.error")
 local request = require("luasync.llm.request")
+local add_part, parts_text = request.add_part, request.parts_text
 
 local decode, encode, null = json.decode, json.encode, json.null
 local type, pcall, ipairs, tostring, concat = type, pcall, ipairs, tostring, table.concat
@@ -132,10 +133,7 @@ function P.event(st, ev)
     local t = plain_delta(ev.data)
     if t then
       if t == "" then return nil end
-      local n = st.n + 1
-      st.n = n
-      st.parts[n] = t
-      return t
+      return add_part(st, t)
     end
   end
   local ok, obj = pcall(decode, ev.data)
@@ -149,10 +147,7 @@ function P.event(st, ev)
     local t
     if d.type == "text_delta" then t = d.text elseif d.type == "input_json_delta" then t = d.partial_json end
     if type(t) == "string" and t ~= "" then
-      local n = st.n + 1
-      st.n = n
-      st.parts[n] = t
-      return t
+      return add_part(st, t)
     end
     return nil
   elseif name == "message_start" then
@@ -181,10 +176,10 @@ function P.event(st, ev)
   return nil
 end
 
-function P.text(st) return concat(st.parts, "", 1, st.n) end
+P.text = parts_text
 
 function P.result(st)
-  local text = concat(st.parts, "", 1, st.n)
+  local text = parts_text(st)
   local finish = st.finish or nil
   local usage = { input_tokens = st.input, output_tokens = st.output }
   local content

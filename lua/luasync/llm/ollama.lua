@@ -8,9 +8,10 @@
 local json = require("luasync.json")
 local lerr = require("luasync.llm.error")
 local request = require("luasync.llm.request")
+local add_part, parts_text = request.add_part, request.parts_text
 
 local decode = json.decode
-local type, pcall, ipairs, tostring, tonumber, pairs, concat = type, pcall, ipairs, tostring, tonumber, pairs, table.concat
+local type, pcall, ipairs, tostring, tonumber, pairs = type, pcall, ipairs, tostring, tonumber, pairs
 local find, sub, byte = string.find, string.sub, string.byte
 
 local P = { name = "ollama", framing = "ndjson" }
@@ -95,10 +96,7 @@ function P.event(st, line)
   if t then
     if not st.model and not st.head then st.head = line end
     if t == "" then return nil end
-    local n = st.n + 1
-    st.n = n
-    st.parts[n] = t
-    return t
+    return add_part(st, t)
   end
   local ok, obj = pcall(decode, line)
   if not ok or type(obj) ~= "table" then
@@ -117,20 +115,17 @@ function P.event(st, line)
   if type(m) == "table" then
     local t = m.content
     if type(t) == "string" and t ~= "" then
-      local n = st.n + 1
-      st.n = n
-      st.parts[n] = t
-      return t
+      return add_part(st, t)
     end
   end
   return nil
 end
 
-function P.text(st) return concat(st.parts, "", 1, st.n) end
+P.text = parts_text
 
 function P.result(st)
   if st.head and not st.model then read_head(st) end
-  local text = concat(st.parts, "", 1, st.n)
+  local text = parts_text(st)
   local last = st.last or {}
   local raw = {}
   for k, v in pairs(last) do raw[k] = v end

@@ -6,9 +6,10 @@
 local json = require("luasync.json")
 local lerr = require("luasync.llm.error")
 local request = require("luasync.llm.request")
+local add_part, parts_text = request.add_part, request.parts_text
 
 local decode, null = json.decode, json.null
-local type, pcall, ipairs, tostring, concat = type, pcall, ipairs, tostring, table.concat
+local type, pcall, ipairs, tostring = type, pcall, ipairs, tostring
 local find, sub, byte = string.find, string.sub, string.byte
 
 local P = { name = "openai", framing = "sse" }
@@ -162,10 +163,7 @@ function P.event(st, ev)
   if t then
     if not st.id and not st.head then st.head = data end
     if t == "" then return nil end
-    local n = st.n + 1
-    st.n = n
-    st.parts[n] = t
-    return t
+    return add_part(st, t)
   end
   if role_chunk(data) then
     if not st.id and not st.head then st.head = data end
@@ -197,10 +195,7 @@ function P.event(st, ev)
       if type(d) == "table" then
         local t = d.content
         if type(t) == "string" and t ~= "" then
-          local n = st.n + 1
-          st.n = n
-          st.parts[n] = t
-          return t
+          return add_part(st, t)
         end
       end
     end
@@ -208,11 +203,11 @@ function P.event(st, ev)
   return nil
 end
 
-function P.text(st) return concat(st.parts, "", 1, st.n) end
+P.text = parts_text
 
 function P.result(st)
   if st.head and not st.id then read_head(st) end
-  local text = concat(st.parts, "", 1, st.n)
+  local text = parts_text(st)
   local finish = st.finish or nil
   local raw = {
     id = st.id or nil, object = "chat.completion", model = st.model or nil,

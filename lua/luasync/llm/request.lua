@@ -145,4 +145,16 @@ function M.finish_reason(v)
   return FINISH[v] or "stop"
 end
 
+--- add_part(st, t) -> t: appends a text delta to a stream state's parts
+-- (every provider's state has `parts` and its count `n`).
+function M.add_part(st, t)
+  local n = st.n + 1
+  st.n = n
+  st.parts[n] = t
+  return t
+end
+
+--- parts_text(st) -> the text of the deltas so far
+function M.parts_text(st) return table.concat(st.parts, "", 1, st.n) end
+
 return M
