@@ -2,6 +2,7 @@
 -- plus setTimeout/setInterval.
 local sched = require("luasync.sched")
 local Promise = require("luasync.promise")
+local callable = Promise._callable
 require("luasync.combinators")
 local errors = require("luasync.errors")
 
@@ -53,7 +54,7 @@ end)
 
 --- spawn(fn, ...) -> Promise of fn's first result; fn runs now until it first suspends
 local function spawn(fn, ...)
-  if type(fn) ~= "function" and not (type(fn) == "table" and getmetatable(fn) and getmetatable(fn).__call) then
+  if not callable(fn) then
     error("spawn: expected a function, got " .. type(fn), 2)
   end
   local p = new()
@@ -64,7 +65,7 @@ M.spawn = spawn
 
 --- go(fn, ...): spawn without a promise; an error is reported as an unhandled rejection
 function M.go(fn, ...)
-  if type(fn) ~= "function" and not (type(fn) == "table" and getmetatable(fn) and getmetatable(fn).__call) then
+  if not callable(fn) then
     error("go: expected a function, got " .. type(fn), 2)
   end
   sched.start_task(GO, fn, ...)
@@ -72,7 +73,7 @@ end
 
 --- async(fn) -> function(...) that starts fn(...) as a task and returns its Promise
 function M.async(fn)
-  if type(fn) ~= "function" and not (type(fn) == "table" and getmetatable(fn) and getmetatable(fn).__call) then
+  if not callable(fn) then
     error("async: expected a function, got " .. type(fn), 2)
   end
   return function(...) return spawn(fn, ...) end
@@ -189,7 +190,7 @@ Timer.clear = Timer.stop
 Timer.cancel = Timer.stop
 
 local function make_timer(name, fn, seconds, interval, ...)
-  if type(fn) ~= "function" and not (type(fn) == "table" and getmetatable(fn) and getmetatable(fn).__call) then
+  if not callable(fn) then
     error(name .. ": expected a function", 3)
   end
   seconds = tonumber(seconds) or 0

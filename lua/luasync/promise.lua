@@ -118,6 +118,7 @@ end
 
 local function get_then(x) return x["then"] end
 
+-- callable(f) -> bool: a function, or a table whose metatable has __call
 local function callable(f)
   local tf = type(f)
   if tf == "function" then return true end
@@ -125,6 +126,7 @@ local function callable(f)
   local mt = getmetatable(f)
   return mt ~= nil and mt.__call ~= nil
 end
+M._callable = callable
 
 -- A+ 2.3.3.3: call x.then(x, resolvePromise, rejectPromise); the first call wins.
 -- Kept out of resolve(): closures there would stop LuaJIT compiling the hot path.
@@ -197,10 +199,10 @@ end
 function Promise:andThen(onF, onR)
   if getmetatable(self) ~= Promise then error("andThen: expected a Promise (use p:andThen)", 2) end
   local child = setmetatable({ PENDING, false, false, false, 0, self, false, false }, Promise)
-  if type(onF) == "function" or (type(onF) == "table" and getmetatable(onF) and getmetatable(onF).__call) then
+  if type(onF) == "function" or callable(onF) then
     child[7] = onF
   end
-  if type(onR) == "function" or (type(onR) == "table" and getmetatable(onR) and getmetatable(onR).__call) then
+  if type(onR) == "function" or callable(onR) then
     child[8] = onR
   end
   add_reaction(self, react, child)
@@ -332,15 +334,10 @@ function Promise:await() return await(self) end
 ---------------------------------------------------------------------------
 -- Constructors
 
-local function is_callable(f)
-  if type(f) == "function" then return true end
-  local mt = type(f) == "table" and getmetatable(f)
-  return mt and mt.__call ~= nil or false
-end
 
 --- Promise.new(function(resolve, reject) ... end)
 function M.new(executor)
-  if not is_callable(executor) then error("Promise.new: expected a function", 2) end
+  if not callable(executor) then error("Promise.new: expected a function", 2) end
   local p = new()
   local done = false
   local function res(v)

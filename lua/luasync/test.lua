@@ -8,6 +8,7 @@
 local core = require("luasync.core")
 local sched = require("luasync.sched")
 local Promise = require("luasync.promise")
+local callable = Promise._callable
 local async = require("luasync.async")
 local errors = require("luasync.errors")
 local assert_mod = require("luasync.test.assert")
@@ -97,7 +98,7 @@ local function collecting(what)
 end
 
 local function check_fn(what, fn)
-  if type(fn) ~= "function" and not (type(fn) == "table" and getmetatable(fn) and getmetatable(fn).__call) then
+  if not callable(fn) then
     error(what .. ": expected a function, got " .. type(fn), 3)
   end
 end
