@@ -96,6 +96,16 @@ describe("http.get", function()
     assert.truthy(r.body == pattern(1000003))
   end)
 
+  it("reads large bodies of shrinking and growing sizes in turn, each exact (pooled buffers)", function()
+    for _, size in ipairs({ 900001, 300007, 262144, 1500000, 5 }) do
+      local rs = await(Promise.all({ http.get(base .. "/bytes/" .. size), http.get(base .. "/bytes/" .. size) }))
+      for _, r in ipairs(rs) do
+        assert.equals(size, #r.body)
+        assert.truthy(r.body == pattern(size))
+      end
+    end
+  end)
+
   it("decodes a chunked body", function()
     local r = await(http.get(base .. "/chunked/50000?size=777"))
     assert.equals("chunked", r.headers["transfer-encoding"])
