@@ -114,10 +114,7 @@ void Transfer::OnHeaders(int s, const http::Headers& h) {
   if (body.capacity() < kMinPooled) body = hub->TakeBuffer();
   if (!stream) {  // status and headers come with on_done; size the buffer once
     int64_t length = ContentLength(h);
-    if (length > 0 && static_cast<size_t>(length) > body.capacity()) {
-      body.reserve(static_cast<size_t>(length));
-      if (static_cast<size_t>(length) >= kPrefault) Prefault(body.data(), body.capacity());
-    }
+    if (length > 0 && static_cast<size_t>(length) > body.capacity()) Grow(static_cast<size_t>(length), true);
     return;
   }
   status = s;
@@ -156,6 +153,13 @@ void Transfer::FramingFailed(const std::string& why) {
   if (upload_active) Queue(kEvNeedBody);
 }
 
+// Room for `need` bytes of body: exactly that when Content-Length gave it, else at least double. A large fresh
+// buffer is faulted in at once (see Prefault).
+void Transfer::Grow(size_t need, bool exact) {
+  body.reserve(exact ? need : std::max(need, 2 * body.capacity()));
+  if (body.capacity() >= kPrefault) Prefault(body.data(), body.capacity());
+}
+
 bool Transfer::OnChunk(const char* data, size_t len) {
   if (framed) {
     bool ok = sse_ ? sse_->Feed(data, len) : ndjson_->Feed(data, len);
@@ -164,6 +168,7 @@ bool Transfer::OnChunk(const char* data, size_t len) {
       return false;
     }
   } else if (!stream) {
+    if (body.size() + len > body.capacity()) Grow(body.size() + len, false);
     body.append(data, len);
     return false;
   } else {

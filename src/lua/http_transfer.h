@@ -82,6 +82,7 @@ struct Transfer {
   void Drained();
   /// Gives the body buffer back to the hub's pool (its capacity is reused by the next transfer).
   void ReleaseBody();
+  void Grow(size_t need, bool exact);
   /// Streamed request body: more data (or the end) is available.
   void BodyReady();
 
