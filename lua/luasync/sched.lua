@@ -304,7 +304,20 @@ end
 -- go through an interpreted copy of the loop until run_one has a trace of its
 -- own (its header instruction gets patched), and only then through the loop
 -- that may be compiled.
-local cold_jobs = 2000  -- bound, for when the JIT is off
+--
+-- The JIT starts compiling later than LuaJIT's default (a loop after 56
+-- iterations, a function after 112 calls): at 1000 iterations / 2000 calls. A
+-- script that starts a hundred LLM streams at once otherwise records and
+-- compiles dozens of traces, many short-lived, while the first tokens arrive:
+-- the median time to first token of 100 concurrent streams was 36 ms against the
+-- C floor's 15 ms, and 21 ms with this setting (bench/README-llm.md). Long
+-- loops compile as before, a few hundred microseconds later at most. A script
+-- may set its own jit.opt.start("hotloop=N").
+local HOTLOOP = 1000
+if jit then jit.opt.start("hotloop=" .. HOTLOOP) end
+-- run_one gets hot after 2 * HOTLOOP calls; the bound is for when the JIT is
+-- off (or a script raised hotloop further).
+local cold_jobs = 2 * HOTLOOP + 2000
 local run_one_hot
 do
   local ok, jutil = pcall(require, "jit.util")
