@@ -367,19 +367,14 @@ local now
 do
   local ok, ffi = pcall(require, "ffi")
   if ok then
-    pcall(ffi.cdef, [[
-      typedef struct luasync_uv_loop luasync_uv_loop;
-      void uv_update_time(luasync_uv_loop* loop);
-      uint64_t uv_now(const luasync_uv_loop* loop);
-    ]])
-    local C = ffi.C
-    local loop = ffi.cast("luasync_uv_loop*", core.loop_ptr())
-    local okc = pcall(function() return C.uv_update_time, C.uv_now end)
-    if okc then
-      now = function()
-        C.uv_update_time(loop)
-        return tonumber(C.uv_now(loop))
-      end
+    pcall(ffi.cdef, "typedef struct luasync_uv_loop luasync_uv_loop;")
+    local loop_p, update_p, now_p = core.loop_ptr()
+    local loop = ffi.cast("luasync_uv_loop*", loop_p)
+    local update_time = ffi.cast("void (*)(luasync_uv_loop*)", update_p)
+    local uv_now = ffi.cast("uint64_t (*)(const luasync_uv_loop*)", now_p)
+    now = function()
+      update_time(loop)
+      return tonumber(uv_now(loop))
     end
   end
   now = now or core.update_now

@@ -43,15 +43,16 @@ void EraseValue(std::vector<T>& v, const T& value) {
   v.erase(std::remove(v.begin(), v.end(), value), v.end());
 }
 
-void InitCurlOnce() {
-  // Lazily, on the first Multi: curl_global_init loads TLS libraries, which costs startup time.
+}  // namespace
+
+void InitCurl() {
+  // Lazily, on the first Multi (or a preload thread, see curl_preload.h): curl_global_init loads TLS
+  // libraries, which costs startup time.
   static std::once_flag once;
   std::call_once(once, [] {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) throw std::runtime_error("curl_global_init failed");
   });
 }
-
-}  // namespace
 
 struct Multi::Glue {
   // CURLMOPT_SOCKETFUNCTION: runs inside curl calls; only (un)registers uv_poll handles.
@@ -137,7 +138,7 @@ struct Multi::Glue {
 };
 
 Multi::Multi(uv_loop_s* loop, const Options& options) : loop_(loop), options_(options) {
-  InitCurlOnce();
+  InitCurl();
   CURLM* multi = curl_multi_init();
   if (!multi) throw std::runtime_error("curl_multi_init failed");
   multi_ = multi;

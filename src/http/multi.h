@@ -24,6 +24,10 @@ struct uv_idle_s;
 
 namespace luasync::http {
 
+/// curl_global_init, once per process, from any thread (a second caller waits for the first). Throws
+/// std::runtime_error if it fails; the next call tries again.
+void InitCurl();
+
 class Multi {
  public:
   struct Options {

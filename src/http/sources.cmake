@@ -5,4 +5,5 @@ list(APPEND LUASYNC_CORE_SOURCES
   src/http/multi.cpp
   src/http/request.cpp
   src/http/curl_lazy.cpp
+  src/http/curl_preload.cpp
 )

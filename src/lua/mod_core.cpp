@@ -132,10 +132,14 @@ int l_core_yield(lua_State* L) {
   return lua_yield(L, lua_gettop(L));
 }
 
-// core.loop_ptr() -> lightuserdata: the uv_loop_t, for FFI calls to uv_now/uv_update_time
+// core.loop_ptr() -> loop, uv_update_time, uv_now: lightuserdata for FFI calls. The functions are passed as
+// pointers rather than found by name through ffi.C: a name lookup (dlsym) waits while another thread is inside
+// dlopen, as the libcurl preload thread may be at boot (http/curl_preload.h).
 int l_core_loop_ptr(lua_State* L) {
   lua_pushlightuserdata(L, Runtime::Get(L)->loop());
-  return 1;
+  lua_pushlightuserdata(L, reinterpret_cast<void*>(&uv_update_time));
+  lua_pushlightuserdata(L, reinterpret_cast<void*>(&uv_now));
+  return 3;
 }
 
 int luaopen_core(lua_State* L) {

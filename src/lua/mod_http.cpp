@@ -31,6 +31,7 @@ extern "C" {
 #include <lauxlib.h>
 }
 
+#include "http/curl_preload.h"
 #include "lua/http_transfer.h"
 #include "lua/module.h"
 #include "lua/runtime.h"
@@ -401,6 +402,7 @@ int l_binding_gc(lua_State* L) {
 }
 
 int luaopen_http_native(lua_State* L) {
+  http::StartCurlPreload();  // a request is likely soon: load libcurl while the script goes on
   Runtime* rt = Runtime::Get(L);
   auto binding = std::make_shared<Binding>();
   binding->rt = rt;

@@ -15,6 +15,7 @@ extern "C" {
 #include <lualib.h>
 }
 
+#include "http/curl_preload.h"
 #include "lua/module.h"
 #include "lua/output.h"
 
@@ -68,15 +69,17 @@ void InstallLoaders(lua_State* L, const RunOptions& opts) {
     lua_setfield(L, -2, m->name);
   }
   lua_pop(L, 1);
-  // Insert the embedded searcher right after preload.
+  // The embedded searcher goes first. LuaJIT's preload searcher looks a name missing from package.preload up as a
+  // symbol of the executable (dlsym of "luaJIT_BC_<name>"): a search through every loaded library, which also
+  // waits while another thread is inside dlopen (the libcurl preload, http/curl_preload.h).
   lua_getfield(L, -1, "loaders");
   int n = static_cast<int>(lua_objlen(L, -1));
-  for (int i = n; i >= 2; i--) {
+  for (int i = n; i >= 1; i--) {
     lua_rawgeti(L, -1, i);
     lua_rawseti(L, -2, i + 1);
   }
   lua_pushcfunction(L, EmbeddedSearcher);
-  lua_rawseti(L, -2, 2);
+  lua_rawseti(L, -2, 1);
   lua_pop(L, 1);
   // Modules beside the script come first, then ./, then LUA_PATH (already in package.path).
   std::string dir;
@@ -153,6 +156,7 @@ Runtime::Runtime() {
 
 Runtime::~Runtime() {
   Shutdown();
+  http::FinishCurlPreload();
   delete out_;
   delete err_;
   if (g_runtime == this) g_runtime = nullptr;
@@ -207,6 +211,7 @@ void Runtime::ExitNow(int code) {
   RunShutdownHooks();
   out_->Flush();
   err_->Flush();
+  http::FinishCurlPreload();
   std::fflush(nullptr);
   std::exit(code);
 }
@@ -280,10 +285,9 @@ void Runtime::WatchSignal(int signum, bool on) {
     uv_signal_stop(s);
 }
 
-int Runtime::LoadMain(const RunOptions& opts) {
-  lua_State* L = L_;
-  std::string code;
-  std::string chunkname;
+int Runtime::ReadMain(const RunOptions& opts, std::string* code_out, std::string* chunkname_out) {
+  std::string& code = *code_out;
+  std::string& chunkname = *chunkname_out;
   switch (opts.source) {
     case RunOptions::Source::kFile: {
       FILE* f = std::fopen(opts.script.c_str(), "rb");
@@ -316,8 +320,16 @@ int Runtime::LoadMain(const RunOptions& opts) {
       chunkname = "=stdin";
       break;
     case RunOptions::Source::kTest:
-      lua_pushnil(L);
-      return 0;
+      break;
+  }
+  return 0;
+}
+
+int Runtime::LoadMain(const RunOptions& opts, const std::string& code, const std::string& chunkname) {
+  lua_State* L = L_;
+  if (opts.source == RunOptions::Source::kTest) {
+    lua_pushnil(L);
+    return 0;
   }
   if (luaL_loadbuffer(L, code.data(), code.size(), chunkname.c_str()) != 0) {
     std::string msg = std::string("luasync: ") + lua_tostring(L, -1) + "\n";
@@ -331,6 +343,13 @@ int Runtime::LoadMain(const RunOptions& opts) {
 int Runtime::Run(const RunOptions& opts) {
   opts_ = opts;
   ::signal(SIGPIPE, SIG_IGN);
+  std::string source, chunkname;
+  if (int rc = ReadMain(opts, &source, &chunkname); rc != 0) {
+    err_->Flush();
+    return rc;
+  }
+  // A script that names the network API gets libcurl loaded on another thread while the runtime boots.
+  if (http::SourceWantsHttp(source)) http::StartCurlPreload();
   // Under AddressSanitizer, LuaJIT's own allocator as before: its regions are not
   // scanned by LeakSanitizer, which cannot follow GC64's tagged pointers and
   // would report Lua objects as leaked when a script ends by os.exit.
@@ -364,10 +383,11 @@ int Runtime::Run(const RunOptions& opts) {
     uv_timer_start(&timeout_timer_, OnTimeout, static_cast<uint64_t>(opts.timeout * 1000 + 0.5), 0);
   }
 
-  if (int rc = LoadMain(opts); rc != 0) {
+  if (int rc = LoadMain(opts, source, chunkname); rc != 0) {
     err_->Flush();
     return rc;
   }
+  std::string().swap(source);
   // stack: main chunk (or nil for the test runner)
   PushHook("start");
   lua_insert(L_, -2);

@@ -89,7 +89,10 @@ class Runtime {
  private:
   bool PushHook(const char* name);
   void Shutdown();
-  int LoadMain(const RunOptions& opts);
+  /// Reads the main script's source (not for the test runner); non-zero: an exit code, the error written.
+  int ReadMain(const RunOptions& opts, std::string* code, std::string* chunkname);
+  /// Compiles it, leaving the chunk (or nil for the test runner) on the stack.
+  int LoadMain(const RunOptions& opts, const std::string& code, const std::string& chunkname);
   static void OnFlush(uv_prepare_t* p);
 
   static void OnTimer(uv_timer_t* t);

@@ -59,6 +59,17 @@ def interrupt(code, sig, after):
 
 
 try:
+    # --- libcurl loading on its own thread while the script ends (src/http/curl_preload.cpp) ------------
+    for i in range(8):
+        r = lua("local h = http\nos.exit(4)")
+        clean_exit("os.exit while libcurl may still be loading (%d)" % i, r, 4)
+        r = lua("print(type(fetch), type(llm))")
+        clean_exit("normal end while libcurl may still be loading (%d)" % i, r, 0)
+        s.eq("normal end while libcurl may still be loading (%d): output" % i, r.out, "function\ttable\n")
+    r = lua("-- no fetch, no llm here\nerror('plain')")
+    s.eq("an error while libcurl may still be loading: exit code", r.rc, 1, r)
+    s.check("an error while libcurl may still be loading: message", "plain" in r.err, r)
+
     # --- ending the script with transfers in flight -------------------------------------------------
     r = lua("""
 for i = 1, 50 do http.get(BASE .. "/hang") end

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "http/curl_preload.h"
 #include "http/multi.h"
 #include "http/request.h"
 
@@ -196,6 +197,21 @@ int UnusedPort() {
 }
 
 }  // namespace
+
+TEST_CASE("http: a script's source hints at the network API by whole words only", "[http]") {
+  using luasync::http::SourceWantsHttp;
+  CHECK(SourceWantsHttp("local r = await(http.get(url))"));
+  CHECK(SourceWantsHttp("local h = require('luasync.http')"));
+  CHECK(SourceWantsHttp("print(await(fetch(u)):text())"));
+  CHECK(SourceWantsHttp("local c = llm.client{}"));
+  CHECK(SourceWantsHttp("llmBridge.generate('x')"));
+  CHECK(SourceWantsHttp("http"));
+  CHECK(SourceWantsHttp("x = 'https://example' .. http"));
+  CHECK_FALSE(SourceWantsHttp(""));
+  CHECK_FALSE(SourceWantsHttp("print('hello')"));
+  CHECK_FALSE(SourceWantsHttp("local httpd, fetcher, myllm, llms = 1, 2, 3, 4"));
+  CHECK_FALSE(SourceWantsHttp("local https = true"));
+}
 
 TEST_CASE("http: KindName spells API.md's kinds", "[http]") {
   CHECK(std::string(KindName(ErrorKind::kOk)) == "ok");
