@@ -11,7 +11,7 @@ local sched = require("luasync.sched")
 local Promise = require("luasync.promise")
 local errors = require("luasync.errors")
 
-local new_promise, fulfill, reject = Promise._new, Promise._fulfill, Promise._reject
+local new_cancellable, fulfill, reject = Promise._new_cancellable, Promise._fulfill, Promise._reject
 local park, wake, current = sched.park, sched.wake, sched.current
 local start, next_event = native.start, native.next
 local type, tostring, tonumber, error, pairs, getmetatable, setmetatable, pcall =
@@ -281,9 +281,8 @@ local function request(api, o, url, method, body, stream, wrap, level)
     upload and length or -1)
   if not t then error(api .. ": " .. err, level) end
   ctx.t = t
-  local p = new_promise()
+  local p = new_cancellable(ctx)
   ctx.p = p
-  p:_onCancel(ctx)
   return p
 end
 

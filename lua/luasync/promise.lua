@@ -46,6 +46,13 @@ local function new()
 end
 M._new = new
 
+-- A pending promise whose first cancel hook is fn (p:_onCancel(fn) on a fresh
+-- promise). Made with the named slot in place: adding it later gives the
+-- array-shaped table a hash part, a resize for every HTTP request.
+function M._new_cancellable(fn)
+  return setmetatable({ PENDING, false, false, false, 0, false, _cancel_hook = fn }, Promise)
+end
+
 local function add_reaction(p, f, a)
   p[5] = p[5] + 1
   local st = p[1]
@@ -91,7 +98,10 @@ settle = function(p, st, v, trace)
     nunhandled = nunhandled + 1
     unhandled[nunhandled] = p
   end
-  if p._cancel_hook then p._cancel_hook, p._cancel_hooks = nil, nil end
+  if p._cancel_hook then  -- (assigning nil to a field that is not there would add it)
+    p._cancel_hook = nil
+    if p._cancel_hooks then p._cancel_hooks = nil end
+  end
   return true
 end
 M._settle = settle
@@ -242,7 +252,8 @@ function Promise:cancel(reason)
   self._handled = true
   self._cancelled = true
   local hook, hooks = self._cancel_hook, self._cancel_hooks
-  self._cancel_hook, self._cancel_hooks = nil, nil
+  if hook then self._cancel_hook = nil end
+  if hooks then self._cancel_hooks = nil end
   settle(self, REJECTED, err)
   local link, parent = self[6], nil
   if link then
