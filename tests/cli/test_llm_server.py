@@ -585,12 +585,21 @@ def wire_variants():
 def concurrency_is_counted():
     reset()
     n = 20
-    barrier = threading.Barrier(n)
+    started, streaming = threading.Barrier(n), threading.Barrier(n)
     results = []
 
     def worker():
-        barrier.wait()
-        results.append(openai("tokens=4", scenario="delay-ms=500", stream=True).status)  # ~2 s each: they overlap even on a loaded machine
+        # Each stream is held open until all n have sent their first token, so all n are in flight at once
+        # however the threads get scheduled on a loaded machine.
+        body = {"model": "gpt-test", "messages": [{"role": "user", "content": "tokens=4"}], "stream": True}
+        req = urllib.request.Request("http://127.0.0.1:%d/v1/chat/completions" % PORT, data=json.dumps(body).encode(),
+                                     headers={"content-type": "application/json", "x-fake-scenario": "delay-ms=100"})
+        started.wait()
+        with urllib.request.urlopen(req, timeout=20) as r:
+            r.readline()
+            streaming.wait(timeout=20)
+            r.read()
+            results.append(r.status)
 
     threads = [threading.Thread(target=worker) for _ in range(n)]
     for t in threads:
