@@ -44,7 +44,7 @@ void FinishCurlPreload() {
 }
 
 bool SourceWantsHttp(std::string_view source) {
-  // Whole words only: "http" in "https://..." or "luasync.http" counts, "httpd" does not.
+  // Whole words only: "http.get" and "luasync.http" count, "https" and "httpd" do not.
   for (std::string_view word : {"http", "fetch", "llm", "llmBridge"}) {
     for (size_t at = source.find(word); at != std::string_view::npos; at = source.find(word, at + 1)) {
       size_t end = at + word.size();
