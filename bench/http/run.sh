@@ -7,6 +7,8 @@
 #   PEERS="floor node_http" bench/http/run.sh
 #   LUASYNC_BIN=build/luasync bench/http/run.sh
 #   PIN=1 bench/http/run.sh           pin the server to the last CPU and the clients to the others (quiet machines)
+#   PIN=same bench/http/run.sh        server and clients on one CPU: sequential TTFB without the scheduler's
+#                                     choice of where the woken server runs (see bench/README-http.md)
 #
 # Every program prints key=value lines (requests, elapsed_ms, req_per_s, mb_per_s, cpu_us_per_req, errors,
 # ttfb_us_*) and exits non-zero if any request failed.
@@ -31,6 +33,9 @@ server_pin=() client_pin=()
 if [[ "$pin" == 1 && "$ncpu" -ge 2 ]] && command -v taskset > /dev/null; then
   server_pin=(taskset -c "$((ncpu - 1))")
   client_pin=(taskset -c "0-$((ncpu - 2))")
+elif [[ "$pin" == same ]] && command -v taskset > /dev/null; then
+  server_pin=(taskset -c "$((ncpu - 1))")
+  client_pin=(taskset -c "$((ncpu - 1))")
 fi
 
 out="$(mktemp -d)"
