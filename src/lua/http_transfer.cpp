@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "lua/heap_top.h"
+
 namespace luasync::lhttp {
 
 namespace {
@@ -60,6 +62,7 @@ bool Transfer::Start(http::RequestOptions options, std::string* error) {
   callbacks.on_done = [this](http::Result&& result) { OnDone(std::move(result)); };
   if (upload_active) options.body_source = [this](std::string& out) { return PullBody(out); };
   req = hub->multi()->Start(std::move(options), std::move(callbacks), error);
+  PrefaultHeapTop();  // a burst of starts grows the heap by an easy handle and more each
   return req != nullptr;
 }
 

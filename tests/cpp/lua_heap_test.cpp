@@ -154,3 +154,30 @@ TEST_CASE("lua heap: small blocks come from malloc when no region can be reserve
   }
   REQUIRE(setrlimit(RLIMIT_AS, &old) == 0);
 }
+
+// PrefaultHeapTop (src/lua/heap_top): what the program break grew by gets faulted in at once.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "lua/heap_top.h"
+
+TEST_CASE("lua heap: PrefaultHeapTop faults in the pages the malloc heap grew by", "[heap]") {
+  luasync::PrefaultHeapTop();  // the current break is the starting point
+  const uintptr_t page = 4096;
+  auto before = reinterpret_cast<uintptr_t>(sbrk(0));
+  std::vector<void*> blocks;
+  for (int i = 0; i < 64; i++) blocks.push_back(std::malloc(16 * 1024));  // below the mmap threshold: brk grows
+  auto after = reinterpret_cast<uintptr_t>(sbrk(0));
+  if (after <= before) {
+    WARN("malloc did not grow the heap with brk here (sanitizer build?): nothing to check");
+  } else {
+    luasync::PrefaultHeapTop();
+    uintptr_t begin = (before + page - 1) & ~(page - 1), end = after & ~(page - 1);
+    std::vector<unsigned char> resident((end - begin) / page);
+    REQUIRE(mincore(reinterpret_cast<void*>(begin), end - begin, resident.data()) == 0);
+    size_t missing = 0;
+    for (unsigned char r : resident) missing += (r & 1) ? 0 : 1;
+    CHECK(missing == 0);
+  }
+  for (void* p : blocks) std::free(p);
+}
