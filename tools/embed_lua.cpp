@@ -75,7 +75,7 @@ local function fix(p)
           -- A field written `s = nil` leaves a nil-valued key too, with no TSETS of its own: skip any key
           -- the function's text assigns a literal nil.
           text = text or text_of(p)
-          if not text:find(s .. "%s*=%s*nil") then
+          if not text:find(s:gsub("%p", "%%%0") .. "[\"']?%]?%s*=%s*nil") then
             rawset(tpl, s, false)
             fixed = fixed + 1
           end

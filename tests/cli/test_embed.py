@@ -20,6 +20,11 @@ local function cnil_later(x, flag)
   if flag then r.code = 1 end
   return r
 end
+local function bracket_nil(x, flag)
+  local r = { ["code2"] = nil, sig = x }
+  if flag then r.code2 = 2 end
+  return r
+end
 local function keys(t)
   local k = {}
   for key, v in pairs(t) do k[#k + 1] = key .. "=" .. tostring(v) end
@@ -31,8 +36,10 @@ print(keys(mixed(1, 2)))
 print(keys(cnil("S")))
 print(keys(cnil_later("S", false)))
 print(keys(cnil_later("S", true)))
+print(keys(bracket_nil("S", false)))
+print(keys(bracket_nil("S", true)))
 """
-EXPECTED = "a=false,b=1\na=false,b=1,c=2\nsig=S\nsig=S\ncode=1,sig=S\n"
+EXPECTED = "a=false,b=1\na=false,b=1,c=2\nsig=S\nsig=S\ncode=1,sig=S\nsig=S\ncode2=2,sig=S\n"
 
 try:
     os.makedirs(os.path.join(s.tmp, "lua"), exist_ok=True)
@@ -41,8 +48,9 @@ try:
     env = dict(os.environ, LUASYNC_EMBED_VERBOSE="1")
     p = subprocess.run([EMBED, out_cpp, "lua/fixture.lua"], cwd=s.tmp, env=env, capture_output=True, text=True)
     s.eq("embedder exit code", p.returncode, 0, p.stderr)
-    # b and c of mixed, sig of cnil and of cnil_later; not code (a literal nil, and in cnil no TSETS at all)
-    s.eq("keys kept", p.stderr, "luasync_embed: lua/fixture.lua: 4 template keys kept\n")
+    # b and c of mixed, sig of cnil, cnil_later and bracket_nil; not code or code2 (literal nils, and in cnil
+    # no TSETS at all)
+    s.eq("keys kept", p.stderr, "luasync_embed: lua/fixture.lua: 5 template keys kept\n")
     text = open(out_cpp).read()
     body = text[text.index("kChunk2[] = {") + len("kChunk2[] = {"):]
     body = body[:body.index("};")]
