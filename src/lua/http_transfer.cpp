@@ -1,12 +1,11 @@
 #include "lua/http_transfer.h"
 
-#include <sys/mman.h>
 #include <uv.h>
 
 #include <algorithm>
 #include <utility>
 
-#include "lua/heap_top.h"
+#include "lua/prefault.h"
 
 namespace luasync::lhttp {
 
@@ -18,18 +17,6 @@ constexpr size_t kMinPooled = 4096;                   // smaller buffers are not
 constexpr size_t kMaxSpareCapacity = 8u << 20;        // larger buffers are freed
 constexpr int64_t kMaxReserve = 64 << 20;             // trust Content-Length this far for one allocation
 constexpr size_t kPrefault = 256 * 1024;              // fresh buffers this large are faulted in at once
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23  // Linux 5.14
-#endif
-
-// A fresh body buffer would take one page fault per 4 KiB as the body is appended; one madvise call faults
-// the whole range in several times cheaper. It changes no contents; older kernels just refuse (ignored).
-void Prefault(char* data, size_t len) {
-  const uintptr_t page = 4096;
-  uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + page - 1) & ~(page - 1);
-  uintptr_t end = (reinterpret_cast<uintptr_t>(data) + len) & ~(page - 1);
-  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);
-}
 
 int64_t ContentLength(const http::Headers& headers) {
   for (const auto& [name, value] : headers) {
@@ -157,7 +144,7 @@ void Transfer::FramingFailed(const std::string& why) {
 }
 
 // Room for `need` bytes of body: exactly that when Content-Length gave it, else at least double. A large fresh
-// buffer is faulted in at once (see Prefault).
+// buffer is faulted in at once (lua/prefault.h) rather than a page at a time as the body is appended.
 void Transfer::Grow(size_t need, bool exact) {
   body.reserve(exact ? need : std::max(need, 2 * body.capacity()));
   if (body.capacity() >= kPrefault) Prefault(body.data(), body.capacity());

@@ -6,9 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23  // Linux 5.14
-#endif
+#include "lua/prefault.h"
 
 namespace luasync {
 
@@ -51,9 +49,7 @@ bool LuaHeap::Refill(size_t bytes) {
       continue;
     }
     size_t step = std::min(step_, static_cast<size_t>(end_ - committed_end_));
-    if (populate_ && ::madvise(committed_end_, step, MADV_POPULATE_WRITE) != 0) {
-      populate_ = false;  // older kernel: pages then fault in one by one
-    }
+    Prefault(committed_end_, step);
     committed_end_ += step;
     committed_ += step;
     step_ = std::min(step_ * 2, kMaxStep);

@@ -71,7 +71,6 @@ class LuaHeap {
   size_t small_in_use_ = 0;
   size_t committed_ = 0;
   size_t step_ = size_t{128} << 10;  // next commit step; grows to kMaxStep
-  bool populate_ = true;             // false once the kernel refused MADV_POPULATE_WRITE
   bool fallback_ = false;            // some small blocks came from malloc (no region could be reserved)
 };
 

@@ -4,7 +4,7 @@ list(APPEND LUASYNC_CORE_SOURCES
   src/lua/output.cpp
   src/lua/runtime.cpp
   src/lua/lua_heap.cpp
-  src/lua/heap_top.cpp
+  src/lua/prefault.cpp
   src/lua/mod_core.cpp
 )
 list(APPEND LUASYNC_CORE_SOURCES src/lua/mod_json.cpp src/lua/json_encode.cpp src/lua/json_split.cpp)

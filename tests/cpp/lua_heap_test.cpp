@@ -155,11 +155,11 @@ TEST_CASE("lua heap: small blocks come from malloc when no region can be reserve
   REQUIRE(setrlimit(RLIMIT_AS, &old) == 0);
 }
 
-// PrefaultHeapTop (src/lua/heap_top): what the program break grew by gets faulted in at once.
+// PrefaultHeapTop (src/lua/prefault): what the program break grew by gets faulted in at once.
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "lua/heap_top.h"
+#include "lua/prefault.h"
 
 TEST_CASE("lua heap: PrefaultHeapTop faults in the pages the malloc heap grew by", "[heap]") {
   luasync::PrefaultHeapTop();  // the current break is the starting point
