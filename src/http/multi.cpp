@@ -112,13 +112,13 @@ struct Multi::Glue {
     }
     Multi* m = context->multi;
     m->SocketAction(context->fd, flags);  // may close (not yet free) this context
-    if (m->after_fn_) m->after_fn_(m->after_arg_);
+    if (m->after_fn_) m->after_fn_(m->after_arg_, true);
   }
 
   static void TimerFired(uv_timer_t* timer) noexcept {
     auto* m = static_cast<Multi*>(timer->data);
     m->SocketAction(CURL_SOCKET_TIMEOUT, 0);
-    if (m->after_fn_) m->after_fn_(m->after_arg_);
+    if (m->after_fn_) m->after_fn_(m->after_arg_, false);
   }
 
   static void Idle(uv_idle_t* idle) noexcept { static_cast<Multi*>(idle->data)->RunDeferred(); }

@@ -51,10 +51,11 @@ class Multi {
   /// header) returns nullptr and sets *error; nothing is sent and no callback runs.
   Request* Start(RequestOptions options, RequestCallbacks callbacks, std::string* error);
 
-  /// fn(arg) runs at the end of each of the Multi's socket and timer callbacks, once curl has returned and
-  /// completed transfers are finished: a place to act on what the callbacks recorded without waiting for a
-  /// later loop phase. It may call any Multi method (it runs from a libuv callback, not inside curl).
-  void SetAfterCallback(void (*fn)(void*), void* arg) {
+  /// fn(arg, from_socket) runs at the end of each of the Multi's socket and timer callbacks, once curl has
+  /// returned and completed transfers are finished: a place to act on what the callbacks recorded without
+  /// waiting for a later loop phase. It may call any Multi method (it runs from a libuv callback, not inside
+  /// curl). `from_socket` is true after a socket's event, false after curl's timer.
+  void SetAfterCallback(void (*fn)(void*, bool from_socket), void* arg) {
     after_fn_ = fn;
     after_arg_ = arg;
   }
@@ -108,7 +109,7 @@ class Multi {
   // header rather than CURLOPT_USERAGENT, which curl formats with its printf on every request (~4k instructions).
   void* agent_list_ = nullptr;               // curl_slist*, owned
   bool in_curl_ = false;                     // a curl_multi_* / curl_easy_pause call is on the stack
-  void (*after_fn_)(void*) = nullptr;        // SetAfterCallback
+  void (*after_fn_)(void*, bool) = nullptr;       // SetAfterCallback
   void* after_arg_ = nullptr;
   int dispatching_ = 0;                      // inside on_done
 };

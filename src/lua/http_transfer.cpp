@@ -11,6 +11,7 @@ namespace luasync::lhttp {
 
 namespace {
 constexpr int kNoRef = -2;  // LUA_NOREF
+constexpr size_t kEarlyBatch = 32;                   // Hub::FlushEarly
 constexpr long kCurlBuffer = 64 * 1024;              // CURLOPT_BUFFERSIZE: 16 KiB reads cost twice the CPU per MB
 constexpr size_t kMaxSpare = 16;                      // pooled body buffers
 constexpr size_t kMinPooled = 4096;                   // smaller buffers are not worth pooling
@@ -212,7 +213,7 @@ struct Hub::Glue {
   static void Check(uv_check_t* h) { static_cast<Hub*>(h->data)->Flush(); }
   static void Idle(uv_idle_t* h) { static_cast<Hub*>(h->data)->Flush(); }
   static void Prepare(uv_prepare_t* h) { ++static_cast<Hub*>(h->data)->iteration_; }
-  static void AfterCurl(void* hub) { static_cast<Hub*>(hub)->FlushEarly(); }
+  static void AfterCurl(void* hub, bool from_socket) { static_cast<Hub*>(hub)->FlushEarly(from_socket); }
   static void PrepareClosed(uv_handle_t* h) { delete reinterpret_cast<uv_prepare_t*>(h); }
   static void CheckClosed(uv_handle_t* h) { delete reinterpret_cast<uv_check_t*>(h); }
   static void IdleClosed(uv_handle_t* h) { delete reinterpret_cast<uv_idle_t*>(h); }
@@ -270,11 +271,14 @@ void Hub::Pop() {
 
 // From the end of a Multi socket or timer callback: deliver the news at once rather than from the check or idle
 // phase. A response found right after its request was sent (loopback) is then in Lua within the same timer
-// callback, and the next request goes out without another loop iteration (and its epoll_wait). At most once
-// per loop iteration: a request started here runs curl's 0 ms timer again in the same timer pass, and a chain
-// of those must not keep the loop from polling other handles.
-void Hub::FlushEarly() {
-  if (closed_ || head_ >= ready_.size() || early_at_ == iteration_) return;
+// callback, and the next request goes out without another loop iteration (and its epoll_wait). Once per loop
+// iteration, and again after socket events whenever kEarlyBatch transfers have news: one iteration can read a
+// thousand sockets, and news held until its end reaches every reader late (the first socket's as late as the
+// last's). Timer callbacks flush only once: a request started here runs curl's 0 ms timer again in the same
+// timer pass, and a chain of those must not keep the loop from polling other handles.
+void Hub::FlushEarly(bool from_socket) {
+  if (closed_ || head_ >= ready_.size()) return;
+  if (early_at_ == iteration_ && !(from_socket && ready_.size() - head_ >= kEarlyBatch)) return;
   early_at_ = iteration_;
   Flush();
 }

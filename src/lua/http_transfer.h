@@ -174,7 +174,7 @@ class Hub {
   ~Hub() = default;
   struct Glue;
   void Flush();
-  void FlushEarly();
+  void FlushEarly(bool from_socket);
 
   uv_loop_s* loop_;
   std::function<void()> flush_;
