@@ -65,18 +65,21 @@ command_for() {  # peer -> the command prefix, or nothing if the peer can't run 
     transport) echo "$build/transport" ;;
     node_http) command -v node > /dev/null && echo "node $here/node_http.mjs" ;;
     node_fetch) command -v node > /dev/null && echo "node $here/node_fetch.mjs" ;;
-    # Slot for luasync: bench/http/luasync_get.lua (to be written with the Lua binding, src/lua/mod_http.cpp)
-    # takes the same arguments (URL N C [--ttfb]) and prints the same key=value lines.
+    # bench/http/luasync_get.lua takes the same arguments (URL N C [--ttfb]) and prints the same key=value lines.
     luasync) [[ -x "$luasync_bin" && -f "$here/luasync_get.lua" ]] && echo "$luasync_bin $here/luasync_get.lua" ;;
   esac
   return 0
 }
 
 status=0
+read -r -a peer_list <<< "$peers"
 for ((run = 1; run <= runs; run++)); do
+  # Each run starts the order one peer later, so no peer always runs right after the same other one.
+  shift_by=$(((run - 1) % ${#peer_list[@]}))
+  turn=("${peer_list[@]:shift_by}" "${peer_list[@]:0:shift_by}")
   for w in "${workloads[@]}"; do
     IFS='|' read -r name path n c flags <<< "$w"
-    for peer in $peers; do
+    for peer in "${turn[@]}"; do
       cmd="$(command_for "$peer")"
       [[ -z "$cmd" ]] && continue
       [[ "$flags" == *--buffer* && "$peer" != floor && "$peer" != transport ]] && continue

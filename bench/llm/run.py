@@ -4,8 +4,8 @@
 Builds bench/llm/floor.c (the C floor: curl multi on libuv, SSE framing in C,
 cJSON per event when libcjson is installed) and bench/llm/sse_server.c (a libuv
 fake server, so the server is not what is measured), starts the server on a free
-loopback port, then runs each peer --runs times, peers alternating, and prints
-the medians as a markdown table.
+loopback port, then runs each peer --runs times, peers alternating (each run
+starting one peer later), and prints the medians as a markdown table.
 
 Peers print key=value lines (elapsed_ms, tokens_per_s, setup_ms, ttft_median_ms,
 ttft_p99_ms, cpu_ms, errors); a run with errors != 0 or a non-zero exit fails the
@@ -110,9 +110,11 @@ def main():
         for _ in range(args.warmup):
             for cmd in peers.values():
                 run_peer(cmd + ["--port", str(port)] + size)
-        for _ in range(args.runs):
-            for name, cmd in peers.items():
-                results[name].append(run_peer(cmd + ["--port", str(port)] + size))
+        order = list(peers)
+        for r in range(args.runs):
+            # each run starts one peer later: no peer always runs right after the same other one
+            for name in order[r % len(order):] + order[:r % len(order)]:
+                results[name].append(run_peer(peers[name] + ["--port", str(port)] + size))
     finally:
         proc.terminate()
         proc.wait()
