@@ -109,7 +109,7 @@ class Multi {
   // header rather than CURLOPT_USERAGENT, which curl formats with its printf on every request (~4k instructions).
   void* agent_list_ = nullptr;               // curl_slist*, owned
   bool in_curl_ = false;                     // a curl_multi_* / curl_easy_pause call is on the stack
-  void (*after_fn_)(void*, bool) = nullptr;       // SetAfterCallback
+  void (*after_fn_)(void*, bool) = nullptr;  // SetAfterCallback
   void* after_arg_ = nullptr;
   int dispatching_ = 0;                      // inside on_done
 };
