@@ -566,6 +566,43 @@ TEST_CASE("http: sequential requests reuse the connection", "[http]") {
   Finish(l);
 }
 
+TEST_CASE("http: the after-callback follows every socket and timer callback and says which it was", "[http]") {
+  REQUIRE_SERVER();
+  Loop l;
+  {
+    Multi multi(&l.loop);
+    struct Seen {
+      int from_socket = 0, from_timer = 0;
+      int done = 0;
+      bool done_before_socket_after = false;  // an after-callback from a socket saw the completion already
+    } seen;
+    multi.SetAfterCallback(
+        [](void* arg, bool from_socket) {
+          auto* s = static_cast<Seen*>(arg);
+          if (from_socket) {
+            ++s->from_socket;
+            if (s->done == 1) s->done_before_socket_after = true;
+          } else {
+            ++s->from_timer;
+          }
+        },
+        &seen);
+    RequestCallbacks callbacks;
+    callbacks.on_done = [&](Result&& r) {
+      CHECK(r.kind == ErrorKind::kOk);
+      ++seen.done;
+    };
+    std::string error;
+    REQUIRE(multi.Start(Get("/small"), std::move(callbacks), &error) != nullptr);
+    l.Run();
+    CHECK(seen.done == 1);
+    CHECK(seen.from_timer >= 1);   // curl's 0 ms timer starts the transfer
+    CHECK(seen.from_socket >= 1);  // the response is read from the socket
+    CHECK(seen.done_before_socket_after);
+  }
+  Finish(l);
+}
+
 TEST_CASE("http: a reused easy handle carries no options of the previous request", "[http]") {
   // Requests one after another on one Multi share one pooled easy handle; a simple GET reuses it without
   // curl_easy_reset, setting only what differs, so every option must be undone when the next request lacks it.
