@@ -1,7 +1,10 @@
-// LuaHeap (src/lua/lua_heap): the lua_Alloc of the runtime's Lua state.
+// LuaHeap (src/lua/lua_heap): the lua_Alloc of the runtime's Lua state; and Prefault (src/lua/prefault), which it
+// and the HTTP transfers use.
 #include <catch2/catch.hpp>
 
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <fstream>
@@ -16,6 +19,7 @@ extern "C" {
 }
 
 #include "lua/lua_heap.h"
+#include "lua/prefault.h"
 
 using luasync::LuaHeap;
 
@@ -155,12 +159,7 @@ TEST_CASE("lua heap: small blocks come from malloc when no region can be reserve
   REQUIRE(setrlimit(RLIMIT_AS, &old) == 0);
 }
 
-// PrefaultHeapTop (src/lua/prefault): what the program break grew by gets faulted in at once.
-#include <sys/mman.h>
-#include <unistd.h>
-
-#include "lua/prefault.h"
-
+// PrefaultHeapTop: what the program break grew by gets faulted in at once.
 TEST_CASE("lua heap: PrefaultHeapTop faults in the pages the malloc heap grew by", "[heap]") {
   luasync::PrefaultHeapTop();  // the current break is the starting point
   const uintptr_t page = 4096;
