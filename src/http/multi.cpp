@@ -17,20 +17,30 @@
 
 namespace luasync::http {
 
-// One per file descriptor curl has asked us to watch. Owned by the Multi (by_fd_) until CloseSocket hands it to
-// uv_close, whose callback deletes it.
+// One per file descriptor curl has asked us to watch (or opened a connection on). Owned by the Multi (by_fd_)
+// until CloseSocket hands it to uv_close, whose callback deletes it.
 //
 // When curl stops watching a socket (CURL_POLL_REMOVE: a kept-alive connection goes back to the cache after
-// each request) the context is only stopped, not closed, and serves the socket again when the next request
-// picks the connection up. Closing and re-creating the handle instead cost an ioctl and about four epoll_ctl
-// calls per request. The context goes when curl closes the socket (CURLOPT_CLOSESOCKETFUNCTION): libuv's
-// uv_poll_stop removes the fd from epoll, so a context must never outlive its socket, or stopping it later
-// could unregister another handle that got the same fd number.
+// each request) the context stays and serves the socket again when the next request picks the connection up.
+// Closing and re-creating the handle instead cost an ioctl and about four epoll_ctl calls per request. The
+// context goes when curl closes the socket (CURLOPT_CLOSESOCKETFUNCTION): libuv's uv_poll_stop removes the fd
+// from epoll, so a context must never outlive its socket, or stopping it later could unregister another handle
+// that got the same fd number.
+//
+// A connection socket's handle even stays started while idle: the next request on it mostly wants the same
+// events, and each uv_poll_stop or uv_poll_start costs an epoll_ctl (three system calls per keep-alive request,
+// one of them between the response's last byte and Lua). If the idle connection becomes readable (the server
+// closed it), the first event stops the handle; curl checks the connection before reusing it. Only sockets curl
+// opened for connections (Glue::SockOpt) stay started, unreferenced (an idle connection does not keep the loop
+// running): curl closes those through Glue::CloseSocket. Others (the threaded resolver's wake-up pipe) are closed
+// without a word, so they are stopped as soon as curl lets go.
 struct Multi::SocketContext {
   uv_poll_t poll;
   Multi* multi;
   curl_socket_t fd;
-  bool watched = false;  // curl knows it (socketp); else stopped, waiting for its fd number to come back
+  int events = 0;           // UV_READABLE/UV_WRITABLE the handle is started with; 0 when stopped
+  bool watched = false;     // curl knows it (socketp); else idle, waiting for its fd number to come back
+  bool connection = false;  // opened by curl for a connection: closed through Glue::CloseSocket
 };
 
 namespace {
@@ -55,42 +65,64 @@ void InitCurl() {
 }
 
 struct Multi::Glue {
+  // The context for fd (created, not started, if there is none); nullptr if libuv refuses the fd.
+  static SocketContext* ContextFor(Multi* m, curl_socket_t fd) {
+    size_t slot = static_cast<size_t>(fd);
+    if (slot >= m->by_fd_.size()) m->by_fd_.resize(slot + 1, nullptr);
+    SocketContext* context = m->by_fd_[slot];
+    if (context) return context;
+    context = new SocketContext;
+    context->multi = m;
+    context->fd = fd;
+    if (uv_poll_init_socket(m->loop_, &context->poll, fd) != 0) {
+      delete context;  // libuv: not initialised, nothing to close
+      return nullptr;
+    }
+    context->poll.data = context;
+    m->by_fd_[slot] = context;
+    return context;
+  }
+
+  static void Watch(SocketContext* context, int events) {
+    if (events == context->events) return;  // started with these already: no epoll_ctl
+    if (events) uv_poll_start(&context->poll, events, &Glue::Poll);
+    else uv_poll_stop(&context->poll);
+    context->events = events;
+  }
+
   // CURLMOPT_SOCKETFUNCTION: runs inside curl calls; only (un)registers uv_poll handles.
   static int Socket(CURL*, curl_socket_t fd, int what, void* self, void* socketp) noexcept {
     auto* m = static_cast<Multi*>(self);
     auto* context = static_cast<SocketContext*>(socketp);
     if (what == CURL_POLL_REMOVE) {
       if (context) {  // curl forgets socketp together with the socket
-        uv_poll_stop(&context->poll);  // before curl may close the fd
         context->watched = false;
+        if (context->connection) uv_unref(reinterpret_cast<uv_handle_t*>(&context->poll));  // idle: not a reason to run
+        else Watch(context, 0);  // before curl may close the fd
       }
       return 0;
     }
     if (!context) {
-      if (fd < 0) return -1;
-      size_t slot = static_cast<size_t>(fd);
-      if (slot >= m->by_fd_.size()) m->by_fd_.resize(slot + 1, nullptr);
-      context = m->by_fd_[slot];
-      if (!context) {
-        context = new SocketContext;
-        context->multi = m;
-        context->fd = fd;
-        if (uv_poll_init_socket(m->loop_, &context->poll, fd) != 0) {
-          delete context;  // libuv: not initialised, nothing to close
-          return -1;
-        }
-        context->poll.data = context;
-        m->by_fd_[slot] = context;
-      }
+      if (fd < 0 || !(context = ContextFor(m, fd))) return -1;
       context->watched = true;
+      uv_ref(reinterpret_cast<uv_handle_t*>(&context->poll));
       curl_multi_assign(static_cast<CURLM*>(m->multi_), fd, context);
     }
     int events = 0;
     if (what & CURL_POLL_IN) events |= UV_READABLE;
     if (what & CURL_POLL_OUT) events |= UV_WRITABLE;
-    if (events) uv_poll_start(&context->poll, events, &Glue::Poll);
-    else uv_poll_stop(&context->poll);
+    Watch(context, events);
     return 0;
+  }
+
+  // CURLOPT_SOCKOPTFUNCTION: curl made a socket for a connection (see SocketContext).
+  static int SockOpt(void* self, curl_socket_t fd, curlsocktype purpose) noexcept {
+    if (purpose != CURLSOCKTYPE_IPCXN || fd < 0) return CURL_SOCKOPT_OK;
+    SocketContext* context = ContextFor(static_cast<Multi*>(self), fd);
+    if (!context) return CURL_SOCKOPT_ERROR;
+    // A context found here belonged to a socket that was closed behind our back, and was stopped then.
+    context->connection = true;
+    return CURL_SOCKOPT_OK;
   }
 
   // CURLMOPT_TIMERFUNCTION: -1 stops the timer; 0 means "as soon as possible" and is kept as 0.
@@ -103,6 +135,10 @@ struct Multi::Glue {
 
   static void Poll(uv_poll_t* poll, int status, int events) noexcept {
     auto* context = static_cast<SocketContext*>(poll->data);
+    if (!context->watched) {  // an idle kept-alive connection got data or was closed: curl checks it on reuse
+      Watch(context, 0);
+      return;
+    }
     int flags = 0;
     if (status < 0) {
       flags = CURL_CSELECT_ERR;
@@ -370,6 +406,8 @@ void Multi::SetBase(EasySlot* slot) {
   Request::SetCallbacks(slot);
   curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, &Glue::CloseSocket);
   curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, this);
+  curl_easy_setopt(easy, CURLOPT_SOCKOPTFUNCTION, &Glue::SockOpt);
+  curl_easy_setopt(easy, CURLOPT_SOCKOPTDATA, this);
   curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
@@ -402,7 +440,8 @@ void Multi::ReturnEasy(EasySlot* slot, bool reusable) {
 
 void Multi::CloseSocket(SocketContext* context) {
   by_fd_[static_cast<size_t>(context->fd)] = nullptr;
-  uv_poll_stop(&context->poll);  // before curl closes the fd, so epoll never sees a stale registration
+  uv_poll_stop(&context->poll);
+  context->events = 0;  // before curl closes the fd, so epoll never sees a stale registration
   uv_close(reinterpret_cast<uv_handle_t*>(&context->poll), &Glue::SocketClosed);
 }
 

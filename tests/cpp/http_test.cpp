@@ -566,6 +566,32 @@ TEST_CASE("http: sequential requests reuse the connection", "[http]") {
   Finish(l);
 }
 
+TEST_CASE("http: an idle connection the server closes neither spins the loop nor fails the next request", "[http]") {
+  // A kept-alive connection's poll handle stays registered between requests (see multi.cpp). The server's close
+  // makes the socket readable for good, so the first such event has to stop the handle, or every loop iteration
+  // would wake for it.
+  REQUIRE_SERVER();
+  Loop l;
+  {
+    Multi multi(&l.loop);
+    REQUIRE(Fetch(l, multi, Get("/idle-close")).kind == ErrorKind::kOk);
+    int iterations = 0;
+    uv_prepare_t counter;
+    uv_prepare_init(&l.loop, &counter);
+    counter.data = &iterations;
+    uv_prepare_start(&counter, [](uv_prepare_t* h) { ++*static_cast<int*>(h->data); });
+    uv_unref(reinterpret_cast<uv_handle_t*>(&counter));
+    TestTimer::Start(&l.loop, 200, [](TestTimer* t) { t->Close(); });
+    l.Run();  // 200 ms; the server closes the connection meanwhile
+    uv_close(reinterpret_cast<uv_handle_t*>(&counter), nullptr);
+    CHECK(iterations < 20);
+    Result next = Fetch(l, multi, Get("/small"));
+    CHECK(next.kind == ErrorKind::kOk);
+    CHECK(next.body == Pattern(64));
+  }
+  Finish(l);
+}
+
 TEST_CASE("http: the after-callback follows every socket and timer callback and says which it was", "[http]") {
   REQUIRE_SERVER();
   Loop l;
