@@ -148,6 +148,10 @@ function Stream:iter()
   end
 end
 
+--- for v in s do ... end: a stream is its own iterator, as io.lines() is (so `for l in stdin:lines() do`
+-- works); the same as s:iter().
+Stream.__call = Stream.read
+
 --- s:readLine() -> next line of a stream of text chunks, or nil at the end.
 -- Reads through a lines() view kept on the stream: once you read lines, keep
 -- reading lines (read() would skip what the view has buffered).

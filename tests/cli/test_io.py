@@ -50,6 +50,10 @@ s.eq("stdin:lines() on empty input", (rc, out), (0, b""))
 rc, out, err = run_bytes([lines_lua], input=b"only\n")
 s.eq("stdin:lines() single line with newline", (rc, out), (0, b"[only]\n"))
 
+for_lua = script("forlines.lua", 'local n = 0\nfor l in stdin:lines() do n = n + 1; print(n, l) end\n')
+rc, out, err = run_bytes([for_lua], input=b"x\r\ny\nz")
+s.eq("for l in stdin:lines() do (a Stream is its own iterator)", (rc, out, err), (0, b"1\tx\n2\ty\n3\tz\n", b""))
+
 big_line = script("bigline.lua",
                   'await(stdin:lines():forEach(function(l) print(#l, l:sub(1, 3), l:sub(-3)) end))\n')
 data = b"ab" + b"x" * (10 * 1024 * 1024 - 4) + b"yz\nshort"

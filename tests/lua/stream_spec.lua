@@ -103,6 +103,17 @@ describe("Stream reading", function()
     assert.equals(1, c.closes)
   end)
 
+  it("a stream is its own iterator in a generic for, as io.lines() is", function()
+    local c = counted({ 1, 2, 3 })
+    local seen = {}
+    for v in c.stream do seen[#seen + 1] = v end
+    assert.same({ 1, 2, 3 }, seen)
+    assert.equals(1, c.closes)
+    local lines = {}
+    for l in Stream.from({ "a\nb", "\r\nc" }):lines() do lines[#lines + 1] = l end
+    assert.same({ "a", "b", "c" }, lines)
+  end)
+
   it("iter suspends while the source waits", function()
     local i = 0
     local s = Stream.new(function()
