@@ -120,7 +120,10 @@ struct Multi::Glue {
     if (purpose != CURLSOCKTYPE_IPCXN || fd < 0) return CURL_SOCKOPT_OK;
     SocketContext* context = ContextFor(static_cast<Multi*>(self), fd);
     if (!context) return CURL_SOCKOPT_ERROR;
-    // A context found here belonged to a socket that was closed behind our back, and was stopped then.
+    // A context found here belonged to an earlier socket with this number, closed since without our callback
+    // (curl told us to stop watching it first, so this stop is a no-op unless that changes).
+    Watch(context, 0);
+    context->watched = false;
     context->connection = true;
     return CURL_SOCKOPT_OK;
   }
