@@ -7,6 +7,9 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -22,6 +25,19 @@ namespace luasync::cli {
 namespace {
 
 namespace fs = std::filesystem;
+
+// A number of seconds > 0. CLI::PositiveNumber would name its range, printing DBL_MAX in full.
+const CLI::Validator kSeconds(
+    [](std::string& text) -> std::string {
+      char* end = nullptr;
+      errno = 0;
+      double v = std::strtod(text.c_str(), &end);
+      if (text.empty() || *end != '\0' || errno == ERANGE || !(v > 0) || std::isinf(v)) {
+        return "expected a number of seconds > 0, got '" + text + "'";
+      }
+      return std::string();
+    },
+    "SECONDS");
 
 std::string VersionText() {
   return std::string("luasync ") + LUASYNC_VERSION + " (" + LUAJIT_VERSION + ", libuv " + uv_version_string() +
@@ -81,8 +97,7 @@ int RunTests(int argc, char** argv) {
   app.add_option("--reporter", reporter, "text | tap | junit")->check(CLI::IsMember({"text", "tap", "junit"}));
   app.add_option("--output", output, "write the report to FILE");
   app.add_option("--filter", filter, "run only tests whose full name contains TEXT, or matches it as a Lua pattern");
-  app.add_option("--test-timeout", test_timeout, "seconds before a test fails as hung")
-      ->check(CLI::PositiveNumber);
+  app.add_option("--test-timeout", test_timeout, "seconds before a test fails as hung")->check(kSeconds);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -158,7 +173,7 @@ int Main(int argc, char** argv) {
                "luasync"};
   app.set_version_flag("--version,-v", VersionText());
   std::string rejections = "strict";
-  app.add_option("--timeout", opts.timeout, "end the run after SECONDS (exit 124)")->check(CLI::PositiveNumber);
+  app.add_option("--timeout", opts.timeout, "end the run after SECONDS (exit 124)")->check(kSeconds);
   app.add_option("--unhandled-rejections", rejections, "strict (default) | warn")
       ->check(CLI::IsMember({"strict", "warn"}));
   app.add_flag("--llm-usage", opts.llm_usage, "print LLM token usage per model to stderr at exit");

@@ -26,6 +26,11 @@ s.eq("options after the script belong to it", r.out, "--timeout\n", r)
 r = s.run(["--timeout=5", "-e", "print('eq form')"])
 s.eq("--opt=value form", (r.rc, r.out), (0, "eq form\n"), r)
 
+for bad in ("abc", "-1", "0", "nan"):
+    r = s.run(["--timeout", bad, "-e", "print('ran')"])
+    s.eq("--timeout %s is a usage error naming the value" % bad, (r.rc, r.out, r.err.splitlines()[0]),
+         (2, "", "--timeout: expected a number of seconds > 0, got '%s'" % bad), r)
+
 r = s.run(["-", "q"], input=b'print("from stdin", arg[0], arg[1])')
 s.eq("script from stdin", r.out, "from stdin\t-\tq\n", r)
 
