@@ -43,7 +43,7 @@ end, function(p, rec, e)
   local frames = full_frames(rec, e, errors.capture(0, sched.task_co(rec)))
   if p == GO then
     -- cancelled go() tasks are not reported, as cancelled promises are not
-    if type(e) == "table" and e.cancelled == true and e.kind == "cancelled" then return end
+    if type(e) == "table" and rawget(e, "cancelled") == true and rawget(e, "kind") == "cancelled" then return end
     p = new()
   else
     p[6] = false
@@ -91,8 +91,11 @@ end
 local function error_table(co, e, frames)
   local msg
   if type(e) == "string" then msg = e
-  elseif type(e) == "table" and e.message ~= nil then msg = tostring(e.message)
-  else msg = errors.describe(e) end
+  else
+    local ok, m = false, nil
+    if type(e) == "table" then ok, m = pcall(function() return e.message end) end  -- __index may raise
+    if ok and m ~= nil then msg = tostring(m) else msg = errors.describe(e) end
+  end
   return { message = msg, stack = full_frames(co, e, frames), timestamp = os.time(), error = e }
 end
 

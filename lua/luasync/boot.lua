@@ -175,7 +175,7 @@ function hooks.start(chunk, opts)
   Promise._add_reaction(main_promise, function(_, st, v)
     if st == Promise.REJECTED then
       local e = v
-      if type(e) == "table" and e.kind == "cancelled" then return end
+      if type(e) == "table" and rawget(e, "kind") == "cancelled" then return end  -- (rawget: __index may raise)
       report("", e, main_promise._trace)
       exit_now(1)
     end

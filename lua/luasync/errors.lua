@@ -30,23 +30,76 @@ function M.timeout(message)
   return setmetatable({ kind = "timeout", message = message or "timed out" }, Error)
 end
 
+-- A short view of a table for error text, one level deep, keys in a fixed order: {1, 2, code = 5, name = "x"}.
+local PEEK_MAX = 8
+local function peek_value(v)
+  local t = type(v)
+  if t == "string" then
+    if #v > 40 then v = v:sub(1, 40) .. "..." end
+    return (string.format("%q", v):gsub("\\\n", "\\n"))
+  elseif t == "number" or t == "boolean" then
+    return tostring(v)
+  elseif t == "table" then
+    return "{...}"
+  end
+  return t
+end
+
+local function key_order(a, b)
+  local ta, tb = type(a), type(b)
+  if ta ~= tb then return ta < tb end
+  if ta == "number" or ta == "string" then return a < b end
+  return tostring(a) < tostring(b)
+end
+
+local function peek(t)
+  local parts, n = {}, 0
+  while rawget(t, n + 1) ~= nil and n < PEEK_MAX do
+    n = n + 1
+    parts[n] = peek_value(rawget(t, n))
+  end
+  local keys, more = {}, rawget(t, n + 1) ~= nil
+  for k in next, t do  -- the first 256 keys found, the first few of them in order
+    if not (type(k) == "number" and k >= 1 and k <= n and k % 1 == 0) then
+      if #keys == 256 then
+        more = true
+        break
+      end
+      keys[#keys + 1] = k
+    end
+  end
+  table.sort(keys, key_order)
+  for i, k in ipairs(keys) do
+    if n + i > PEEK_MAX then
+      more = true
+      break
+    end
+    local name = type(k) == "string" and k:match("^[%a_][%w_]*$") and k or "[" .. peek_value(k) .. "]"
+    parts[#parts + 1] = name .. " = " .. peek_value(rawget(t, k))
+  end
+  if more then parts[#parts + 1] = "..." end
+  return "{" .. table.concat(parts, ", ") .. "}"
+end
+
 --- errors.describe(e) -> a one-line string for any error value
 function M.describe(e)
   local t = type(e)
   if t == "string" then return e end
   if t == "table" then
     local mt = getmetatable(e)
-    if mt and mt.__tostring then
+    if type(mt) == "table" and mt.__tostring then
       -- a __tostring that fails must not turn a user error into a crash report
       local ok, text = pcall(tostring, e)
       if ok and type(text) == "string" then return text end
       return "(error object is a table value whose __tostring failed)"
     end
-    if e.message ~= nil then
-      if e.kind ~= nil then return tostring(e.kind) .. ": " .. tostring(e.message) end
-      return tostring(e.message)
+    -- (an __index that raises must not turn a user error into a crash report either)
+    local ok, message, kind = pcall(function() return e.message, e.kind end)
+    if ok and message ~= nil then
+      if kind ~= nil then return tostring(kind) .. ": " .. tostring(message) end
+      return tostring(message)
     end
-    return "(error object is a table value)"
+    return "(error object is a table value: " .. peek(e) .. ")"
   end
   if e == nil then return "nil" end
   return tostring(e)

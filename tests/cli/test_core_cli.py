@@ -59,7 +59,14 @@ s.check("nothing after the error", "not reached" not in r.out, r)
 
 r = s.lua('error({ code = 1 })\n')
 s.eq("table error exit code", r.rc, 1, r)
-s.contains("table error is described", r.err, "(error object is a table value)", r)
+s.contains("table error shows its fields", r.err, "(error object is a table value: {code = 1})", r)
+r = s.lua('local t = { 1, "two\\n", nested = {}, [true] = 1 }\nfor i = 1, 20 do t["k" .. i] = i end\nerror(t)\n')
+s.contains("a big table error shows the first fields, in order", r.err,
+           '(error object is a table value: {1, "two\\n", [true] = 1, k1 = 1, k10 = 10, k11 = 11, k12 = 12, '
+           'k13 = 13, ...})', r)
+r = s.lua('go(function() error(setmetatable({ a = 1 }, { __index = function() error("strict") end })) end)\n')
+s.eq("an error table whose __index raises is reported as itself", (r.rc, r.err.splitlines()[0]),
+     (1, "luasync: unhandled rejection: (error object is a table value: {a = 1})"), r)
 r = s.lua('error(setmetatable({}, { __tostring = function() error("broken") end }))\n')
 s.eq("a failing __tostring is still an ordinary error", r.rc, 1, r)
 s.contains("failing __tostring described", r.err, "whose __tostring failed", r)
