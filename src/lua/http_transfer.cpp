@@ -12,6 +12,7 @@ namespace luasync::lhttp {
 namespace {
 constexpr int kNoRef = -2;  // LUA_NOREF
 constexpr size_t kEarlyBatch = 32;                   // Hub::FlushEarly
+constexpr unsigned kTimerChain = 8;                  // Hub::FlushEarly
 constexpr long kCurlBuffer = 64 * 1024;              // CURLOPT_BUFFERSIZE: 16 KiB reads cost twice the CPU per MB
 constexpr size_t kMaxSpare = 16;                      // pooled body buffers
 constexpr size_t kMinPooled = 4096;                   // smaller buffers are not worth pooling
@@ -274,12 +275,18 @@ void Hub::Pop() {
 // callback, and the next request goes out without another loop iteration (and its epoll_wait). Once per loop
 // iteration, and again after socket events whenever kEarlyBatch transfers have news: one iteration can read a
 // thousand sockets, and news held until its end reaches every reader late (the first socket's as late as the
-// last's). Timer callbacks flush only once: a request started here runs curl's 0 ms timer again in the same
-// timer pass, and a chain of those must not keep the loop from polling other handles.
+// last's). After timer callbacks, up to kTimerChain times per iteration: a request started from the flush runs
+// curl's 0 ms timer again in the same timer pass (libuv runs a timer re-armed at 0 ms at once), and its response
+// may be there already; a longer chain must not keep the loop from polling other handles.
 void Hub::FlushEarly(bool from_socket) {
   if (closed_ || head_ >= ready_.size()) return;
-  if (early_at_ == iteration_ && !(from_socket && ready_.size() - head_ >= kEarlyBatch)) return;
-  early_at_ = iteration_;
+  if (early_at_ != iteration_) {
+    early_at_ = iteration_;
+    early_count_ = 0;
+  } else if (from_socket ? ready_.size() - head_ < kEarlyBatch : early_count_ >= kTimerChain) {
+    return;
+  }
+  ++early_count_;
   Flush();
 }
 

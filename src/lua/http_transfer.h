@@ -185,6 +185,7 @@ class Hub {
   bool armed_ = false;            // check_ and idle_ are started
   uint64_t iteration_ = 0;        // loop iterations seen by prepare_
   uint64_t early_at_ = ~uint64_t{0};  // iteration of the last flush from a Multi callback
+  unsigned early_count_ = 0;          // flushes from Multi callbacks in that iteration
   std::vector<Transfer*> ready_;
   size_t head_ = 0;
   Transfer* live_ = nullptr;
