@@ -146,15 +146,33 @@ function M.format(frames)
   if not frames or #frames == 0 then return "" end
   local out = { "stack traceback:" }
   local was_async = false
+  local last, repeats = nil, 0  -- a run of the same frame (deep recursion) prints once, then a count
+  local function end_run()
+    if repeats > 0 then out[#out + 1] = string.format("\t(%d more of the same)", repeats) end
+    repeats = 0
+  end
   for _, f in ipairs(frames) do
-    if f.async and not was_async then out[#out + 1] = "  awaited at:" end
+    if f.async and not was_async then
+      end_run()
+      last = nil
+      out[#out + 1] = "  awaited at:"
+    end
     was_async = f.async
+    local line
     if f.line and f.line > 0 then
-      out[#out + 1] = string.format("\t%s:%d: in %s", f.file, f.line, f.func)
+      line = string.format("\t%s:%d: in %s", f.file, f.line, f.func)
     else
-      out[#out + 1] = string.format("\t%s: in %s", f.file, f.func)
+      line = string.format("\t%s: in %s", f.file, f.func)
+    end
+    if line == last then
+      repeats = repeats + 1
+    else
+      end_run()
+      out[#out + 1] = line
+      last = line
     end
   end
+  end_run()
   return table.concat(out, "\n")
 end
 

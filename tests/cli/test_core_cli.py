@@ -44,6 +44,15 @@ s.contains("runtime error file:line: message", r.err, "main.lua:2: boom", r)
 s.contains("runtime error traceback", r.err, "stack traceback:", r)
 s.contains("traceback names the caller", r.err, "main.lua:4:", r)
 
+r = s.lua('local function g(n)\n  if n == 0 then error("bottom") end\n  return g(n - 1) + 1\nend\n'
+          'local function h() return g(3) + 1 end\nh()\n')
+s.eq("a run of the same frame prints once, then a count", (r.rc, r.err.replace(s.tmp + "/", "")),
+     (1, "main.lua:2: bottom\nstack traceback:\n\tmain.lua:2: in g\n\tmain.lua:3: in g\n\t(2 more of the same)\n"
+         "\tmain.lua:5: in h\n\tmain.lua:6: in main chunk\n"), r)
+r = s.lua('local function f(n) return 1 + f(n + 1) end\nf(1)\n')
+s.contains("stack overflow is reported", r.err, "main.lua:1: stack overflow", r)
+s.check("stack overflow traceback stays short", len(r.err.splitlines()) < 10, r.err)
+
 r = s.lua('''
 local function inner() sleep(0.01); error("deep failure") end
 local task = async(function() inner() end)
