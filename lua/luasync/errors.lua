@@ -110,19 +110,45 @@ local function internal(src)
   return src:sub(1, 13) == "@lua/luasync/" or src == "=[C]"
 end
 
+local TOP, BOTTOM = 30, 10  -- frames kept from each end of a deeper stack
+
 --- errors.capture(level, co?) -> { {func=, file=, line=, async=false}, ... }
--- Captures the stack of the running coroutine (or of co) from `level` on.
+-- Captures the stack of the running coroutine (or of co) from `level` on. Of a stack deeper than
+-- TOP + BOTTOM frames (deep recursion), the innermost TOP and the outermost BOTTOM are kept, with
+-- a {func="...", skipped=N} entry between them.
 function M.capture(level, co)
   local frames = {}
   local getinfo = debug.getinfo
-  local infos = {}
-  for lv = level, level + 40 do
-    local info
-    if co then info = getinfo(co, lv, "Sln") else info = getinfo(lv + 1, "Sln") end
+  local function get(lv, what)
+    if co then return getinfo(co, lv, what) end
+    local info = getinfo(lv + 2, what)  -- past capture and this function (not a tail call: that would drop it)
+    return info
+  end
+  local infos, n = {}, 0
+  for lv = level, level + TOP + BOTTOM - 1 do
+    local info = get(lv, "Sln")
     if not info then break end
-    infos[#infos + 1] = info
+    n = n + 1
+    infos[n] = info
+  end
+  local skipped, gap_at = 0, nil
+  if n == TOP + BOTTOM and get(level + n, "l") then
+    local lo, hi = level + n, level + 2 * n  -- lo exists; find the deepest level
+    while get(hi, "l") do lo, hi = hi, hi * 2 end
+    while hi - lo > 1 do
+      local mid = math.floor((lo + hi) / 2)
+      if get(mid, "l") then lo = mid else hi = mid end
+    end
+    skipped = (lo - BOTTOM + 1) - (level + TOP)
+    n = TOP
+    for lv = lo - BOTTOM + 1, lo do
+      n = n + 1
+      infos[n] = get(lv, "Sln")
+    end
+    gap_at = TOP + 1
   end
   for i, info in ipairs(infos) do
+    if i == gap_at then frames[#frames + 1] = { func = "...", file = "...", line = 0, async = false, skipped = skipped } end
     local src = info.source or "?"
     if not internal(src) then
       local file = info.short_src or src
@@ -159,7 +185,9 @@ function M.format(frames)
     end
     was_async = f.async
     local line
-    if f.line and f.line > 0 then
+    if f.skipped then
+      line = string.format("\t... (%d frames)", f.skipped)
+    elseif f.line and f.line > 0 then
       line = string.format("\t%s:%d: in %s", f.file, f.line, f.func)
     else
       line = string.format("\t%s: in %s", f.file, f.func)

@@ -1,5 +1,6 @@
 """CLI behaviour of the luasync binary: exit codes, error output, arg, stdio."""
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -52,6 +53,8 @@ s.eq("a run of the same frame prints once, then a count", (r.rc, r.err.replace(s
 r = s.lua('local function f(n) return 1 + f(n + 1) end\nf(1)\n')
 s.contains("stack overflow is reported", r.err, "main.lua:1: stack overflow", r)
 s.check("stack overflow traceback stays short", len(r.err.splitlines()) < 10, r.err)
+s.check("a deep stack keeps both ends, with the count of frames left out between",
+        re.search(r"\n\t\.\.\. \(\d+ frames\)\n(.|\n)*main\.lua:2: in main chunk\n$", r.err) is not None, r.err)
 
 r = s.lua('''
 local function inner() sleep(0.01); error("deep failure") end
