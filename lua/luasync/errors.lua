@@ -111,6 +111,14 @@ local function internal(src)
 end
 
 local TOP, BOTTOM = 30, 10  -- frames kept from each end of a deeper stack
+local getinfo = debug.getinfo
+
+-- debug.getinfo for capture's level lv: of co, or of the running coroutine counted from capture's caller.
+local function frame_info(co, lv, what)
+  if co then return getinfo(co, lv, what) end
+  local info = getinfo(lv + 2, what)  -- past this function and capture (not a tail call: that would drop it)
+  return info
+end
 
 --- errors.capture(level, co?) -> { {func=, file=, line=, async=false}, ... }
 -- Captures the stack of the running coroutine (or of co) from `level` on. Of a stack deeper than
@@ -118,32 +126,26 @@ local TOP, BOTTOM = 30, 10  -- frames kept from each end of a deeper stack
 -- a {func="...", skipped=N} entry between them.
 function M.capture(level, co)
   local frames = {}
-  local getinfo = debug.getinfo
-  local function get(lv, what)
-    if co then return getinfo(co, lv, what) end
-    local info = getinfo(lv + 2, what)  -- past capture and this function (not a tail call: that would drop it)
-    return info
-  end
   local infos, n = {}, 0
   for lv = level, level + TOP + BOTTOM - 1 do
-    local info = get(lv, "Sln")
+    local info = frame_info(co, lv, "Sln")
     if not info then break end
     n = n + 1
     infos[n] = info
   end
   local skipped, gap_at = 0, nil
-  if n == TOP + BOTTOM and get(level + n, "l") then
+  if n == TOP + BOTTOM and frame_info(co, level + n, "l") then
     local lo, hi = level + n, level + 2 * n  -- lo exists; find the deepest level
-    while get(hi, "l") do lo, hi = hi, hi * 2 end
+    while frame_info(co, hi, "l") do lo, hi = hi, hi * 2 end
     while hi - lo > 1 do
       local mid = math.floor((lo + hi) / 2)
-      if get(mid, "l") then lo = mid else hi = mid end
+      if frame_info(co, mid, "l") then lo = mid else hi = mid end
     end
     skipped = (lo - BOTTOM + 1) - (level + TOP)
     n = TOP
     for lv = lo - BOTTOM + 1, lo do
       n = n + 1
-      infos[n] = get(lv, "Sln")
+      infos[n] = frame_info(co, lv, "Sln")
     end
     gap_at = TOP + 1
   end
