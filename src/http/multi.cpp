@@ -53,6 +53,13 @@ void EraseValue(std::vector<T>& v, const T& value) {
   v.erase(std::remove(v.begin(), v.end(), value), v.end());
 }
 
+// Frees a spare easy handle, then the CURLU it pointed at.
+void DestroySlot(EasySlot* slot) {
+  curl_easy_cleanup(static_cast<CURL*>(slot->handle));
+  curl_url_cleanup(static_cast<CURLU*>(slot->url));
+  delete slot;
+}
+
 }  // namespace
 
 void InitCurl() {
@@ -211,8 +218,7 @@ Multi::~Multi() {
   reap_.clear();
   deferred_.clear();
   for (EasySlot* slot : spare_easy_) {
-    curl_easy_cleanup(static_cast<CURL*>(slot->handle));
-    delete slot;
+    DestroySlot(slot);
   }
   spare_easy_.clear();
   curl_multi_cleanup(static_cast<CURLM*>(multi_));  // closes cached connections; may still call Glue::Socket
@@ -340,8 +346,7 @@ void Multi::Link(Request* request) {
     while (spare_easy_.size() > std::max(kMinSpare, peak_)) {
       EasySlot* slot = spare_easy_.back();
       spare_easy_.pop_back();
-      curl_easy_cleanup(static_cast<CURL*>(slot->handle));
-      delete slot;
+      DestroySlot(slot);
     }
   }
   // curl's connection cache holds 4 connections per easy handle added at the time a connection comes back.
@@ -437,8 +442,7 @@ void Multi::ReturnEasy(EasySlot* slot, bool reusable) {
     spare_easy_.push_back(slot);
     return;
   }
-  curl_easy_cleanup(static_cast<CURL*>(slot->handle));
-  delete slot;
+  DestroySlot(slot);
 }
 
 void Multi::CloseSocket(SocketContext* context) {

@@ -116,6 +116,8 @@ struct EasySlot {
   const void* header_list = nullptr;  ///< CURLOPT_HTTPHEADER as applied (the Multi's User-Agent list, or a
                                       ///< Request's, possibly freed since: compared, never dereferenced)
   bool follow = false;            ///< FOLLOWLOCATION and MAXREDIRS applied
+  void* url = nullptr;            ///< CURLU*, owned: url_text parsed, passed as CURLOPT_CURLU
+  std::string url_text;           ///< the URL `url` holds, "" if none
   char error_buffer[256] = {};    ///< CURLOPT_ERRORBUFFER (CURL_ERROR_SIZE)
 };
 

@@ -147,6 +147,22 @@ describe("http.get", function()
     assert.equals("/redirect/0", p.headers.location)
   end)
 
+  -- Sequential requests reuse one easy handle and the URL it holds parsed (CURLOPT_CURLU): each transfer must
+  -- still go to, and be named by, its own URL, also right after a redirect and when the URL comes back.
+  it("sends sequential requests for changing URLs each to its own URL", function()
+    local urls = { "/status/201", "/redirect/2", "/redirect/2", "/status/202", "/status/201", "/echo?q=1",
+                   "/redirect/1", "/status/202" }
+    local got = {}
+    for i, path in ipairs(urls) do
+      local r = await(http.get(base .. path))
+      local want_url = base .. (path:match("^/redirect/") and "/redirect/0" or path)
+      local body = path:match("^/echo") and json.decode(r.body).query or r.body
+      got[i] = string.format("%d %s %s", r.status, r.url == want_url and "url ok" or r.url, body)
+    end
+    assert.same({ "201 url ok status 201", "200 url ok redirected", "200 url ok redirected", "202 url ok status 202",
+                  "201 url ok status 201", "200 url ok q=1", "200 url ok redirected", "202 url ok status 202" }, got)
+  end)
+
   it("runs 1,000 requests at once, all correct", function()
     local ps = {}
     for i = 1, 1000 do ps[i] = http.get(base .. "/bytes/" .. (i * 7)) end
