@@ -14,4 +14,6 @@ else
   export BUILD_DIR=build
   bash scripts/build.sh
 fi
+# The tests talk to their own servers on 127.0.0.1: a proxy set for this machine must not take those requests.
+export no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}"
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc)" --timeout 600

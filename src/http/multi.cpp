@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cassert>
 #include <mutex>
 #include <stdexcept>
@@ -51,6 +52,16 @@ constexpr uint64_t kPeakWindowMs = 30000;  // how long a peak of concurrent requ
 template <typename T>
 void EraseValue(std::vector<T>& v, const T& value) {
   v.erase(std::remove(v.begin(), v.end(), value), v.end());
+}
+
+// curl looks for a proxy in the environment on every transfer (five getenv calls, ~1.6k instructions of a small
+// GET). These are the variables it reads for http and https URLs (an empty one counts as unset).
+bool ProxyInEnvironment() {
+  for (const char* name : {"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"}) {
+    const char* value = std::getenv(name);
+    if (value && *value) return true;
+  }
+  return false;
 }
 
 // Frees a spare easy handle, then the CURLU it pointed at.
@@ -195,6 +206,7 @@ Multi::Multi(uv_loop_s* loop, const Options& options) : loop_(loop), options_(op
   curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
   curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, options.max_host_connections);
   curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, options.max_total_connections);
+  proxy_env_ = ProxyInEnvironment();
   agent_list_ = curl_slist_append(nullptr, kUserAgent);
   if (!agent_list_) throw std::runtime_error("out of memory");
   timer_ = new uv_timer_t;
@@ -425,6 +437,10 @@ void Multi::SetBase(EasySlot* slot) {
   curl_easy_setopt(easy, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
   curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
   if (options_.buffer_size > 0) curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, options_.buffer_size);
+  if (!proxy_env_) {  // no proxy variable when the Multi was made: say so once instead of curl reading them again
+    curl_easy_setopt(easy, CURLOPT_PROXY, "");
+    curl_easy_setopt(easy, CURLOPT_NOPROXY, "");
+  }
   slot->state = EasySlot::State::kFresh;
   slot->timeout_ms = 0;
   slot->connect_timeout_ms = 0;

@@ -108,6 +108,7 @@ class Multi {
   // CURLOPT_HTTPHEADER of a request without headers of its own: just "User-Agent: luasync/VERSION". Sent as a
   // header rather than CURLOPT_USERAGENT, which curl formats with its printf on every request (~4k instructions).
   void* agent_list_ = nullptr;               // curl_slist*, owned
+  bool proxy_env_ = false;                   // a proxy variable was set when the Multi was made (curl reads them)
   bool in_curl_ = false;                     // a curl_multi_* / curl_easy_pause call is on the stack
   void (*after_fn_)(void*, bool) = nullptr;  // SetAfterCallback
   void* after_arg_ = nullptr;

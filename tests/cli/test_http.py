@@ -147,6 +147,18 @@ for c in res.body:iter() do end
         r = lua(code)
         s.eq("docs/http.md example %d" % i, (r.rc, r.out, r.err), (0, want, ""), code)
 
+    # --- proxies from the environment (curl's variables) -------------------------------------------------
+    # The test server, named as the proxy, receives the request for another host (never resolved). Without
+    # any proxy variable luasync tells curl "no proxy" once instead of letting it read them per transfer.
+    proxied = 'local r = await(http.get("http://proxied.invalid/echo?x=1"))\n' \
+              'local j = json.decode(r.body)\nprint(r.status, j.path, j.query, j.headers.host)'
+    for var in ("http_proxy", "all_proxy", "ALL_PROXY"):
+        r = lua(proxied, env={var: BASE})
+        s.eq("%s is honoured" % var, (r.rc, r.out, r.err), (0, "200\t/echo\tx=1\tproxied.invalid\n", ""), r)
+    r = lua('local r = await(http.get(BASE .. "/echo"))\nprint(r.status, json.decode(r.body).path)',
+            env={"http_proxy": "", "all_proxy": ""})
+    s.eq("empty proxy variables are unset", (r.rc, r.out), (0, "200\t/echo\n"), r)
+
     r = interrupt("""
 http.get(BASE .. "/hang")
 print("ready")
