@@ -72,8 +72,21 @@ local function make_error(ctx, kind, message)
   return errors.new(kind, format("%s %s: %s", ctx.method, url, message), { url = url, method = ctx.method })
 end
 
+local read_body
+
+-- Nothing buffered yet: park until the transfer has more, then read again. Apart from read_body so that its
+-- usual path has no loop (an inner loop stops LuaJIT's trace through the caller at this point).
+local function wait_body(ctx)
+  local rec = current()
+  if rec == nil then error("await called outside an async task", 0) end
+  ctx.waiter = rec
+  local ok, e = park(ctx)
+  if not ok then error(e, 0) end
+  return read_body(ctx)
+end
+
 -- Next value of a streamed response body (Stream pull protocol, stream.lua).
-local function read_body(ctx)
+function read_body(ctx)
   local batch = ctx.batch
   if batch then
     local i = ctx.bi + 1
@@ -84,23 +97,16 @@ local function read_body(ctx)
     end
     ctx.batch = false
   end
-  local t = ctx.t
-  while true do
-    local v, kind, message = t:read()
-    if v then
-      if type(v) ~= "table" then return v end
-      ctx.batch, ctx.bi = v, 1  -- framed: a batch of events (never empty)
-      return v[1]
-    elseif v == nil then
-      if kind then error(make_error(ctx, kind, message), 0) end
-      return nil
-    end
-    local rec = current()
-    if rec == nil then error("await called outside an async task", 0) end
-    ctx.waiter = rec
-    local ok, e = park(ctx)
-    if not ok then error(e, 0) end
+  local v, kind, message = ctx.t:read()
+  if v then
+    if type(v) ~= "table" then return v end
+    ctx.batch, ctx.bi = v, 1  -- framed: a batch of events (never empty)
+    return v[1]
+  elseif v == nil then
+    if kind then error(make_error(ctx, kind, message), 0) end
+    return nil
   end
+  return wait_body(ctx)
 end
 
 -- The body Stream's pull: a callable {ctx} rather than a closure per response (LuaJIT does not compile
