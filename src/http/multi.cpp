@@ -11,8 +11,8 @@
 #include <uv.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cassert>
+#include <cstdlib>
 #include <mutex>
 #include <stdexcept>
 
