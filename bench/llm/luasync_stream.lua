@@ -19,21 +19,8 @@ local function cpu_ms()
     + (tonumber(ru.ru_utime.tv_usec) + tonumber(ru.ru_stime.tv_usec)) / 1e3
 end
 
-local opts = { port = nil, streams = 1000, tokens = 200 }
-local i = 1
-while i <= #arg do
-  local k = arg[i]:match("^%-%-(%w+)$")
-  if not k or arg[i + 1] == nil then
-    io.stderr:write("usage: luasync_stream.lua --port P [--streams N] [--tokens N]\n")
-    os.exit(2)
-  end
-  opts[k] = tonumber(arg[i + 1])
-  i = i + 2
-end
-if not opts.port then
-  io.stderr:write("usage: luasync_stream.lua --port P [--streams N] [--tokens N]\n")
-  os.exit(2)
-end
+local opts = require("options")(arg, { streams = 1000, tokens = 200 },
+  "usage: luasync_stream.lua --port P [--streams N] [--tokens N]")
 
 local streams, want = opts.streams, opts.tokens
 local client = llm.client {

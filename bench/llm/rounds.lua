@@ -8,21 +8,8 @@
 -- P is a bench/llm/sse_server.c port (run.py builds it into build-bench-llm/).
 local hrtime = require("luasync.core").hrtime
 
-local opts = { port = nil, streams = 1000, tokens = 1, rounds = 6 }
-local i = 1
-while i <= #arg do
-  local k = arg[i]:match("^%-%-(%w+)$")
-  if not k or opts[k] == nil and k ~= "port" or not tonumber(arg[i + 1]) then
-    io.stderr:write("usage: rounds.lua --port P [--streams N] [--tokens N] [--rounds N]\n")
-    os.exit(2)
-  end
-  opts[k] = tonumber(arg[i + 1])
-  i = i + 2
-end
-if not opts.port then
-  io.stderr:write("usage: rounds.lua --port P [--streams N] [--tokens N] [--rounds N]\n")
-  os.exit(2)
-end
+local opts = require("options")(arg, { streams = 1000, tokens = 1, rounds = 6 },
+  "usage: rounds.lua --port P [--streams N] [--tokens N] [--rounds N]")
 
 local n = opts.streams
 local client = llm.client {

@@ -463,8 +463,8 @@ void Multi::ReturnEasy(EasySlot* slot, bool reusable) {
 
 void Multi::CloseSocket(SocketContext* context) {
   by_fd_[static_cast<size_t>(context->fd)] = nullptr;
-  uv_poll_stop(&context->poll);
-  context->events = 0;  // before curl closes the fd, so epoll never sees a stale registration
+  uv_poll_stop(&context->poll);  // before curl closes the fd, so epoll never sees a stale registration
+  context->events = 0;
   uv_close(reinterpret_cast<uv_handle_t*>(&context->poll), &Glue::SocketClosed);
 }
 
