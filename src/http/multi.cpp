@@ -7,46 +7,51 @@
 #include "http/multi.h"
 
 #include <curl/curl.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include <algorithm>
 #include <cassert>
+#include <cerrno>
 #include <cstdlib>
 #include <mutex>
 #include <stdexcept>
 
 namespace luasync::http {
 
-// One per file descriptor curl has asked us to watch (or opened a connection on). Owned by the Multi (by_fd_)
-// until CloseSocket hands it to uv_close, whose callback deletes it.
+// Sockets are watched in an epoll set of the Multi's own (epfd_), which the loop watches with one uv_poll_t:
+// libuv's uv_poll_t per socket cost an ioctl and two epoll_ctl to create, and an epoll_ctl for every start, stop
+// and change of events (uv_poll_start unregisters the fd first), seven system calls per connection in all. Here a
+// connection costs three: EPOLL_CTL_ADD when curl first wants it, EPOLL_CTL_MOD when it turns from writing the
+// request to reading the response, EPOLL_CTL_DEL before curl closes it.
 //
-// When curl stops watching a socket (CURL_POLL_REMOVE: a kept-alive connection goes back to the cache after
-// each request) the context stays and serves the socket again when the next request picks the connection up.
-// Closing and re-creating the handle instead cost an ioctl and about four epoll_ctl calls per request. The
-// context goes when curl closes the socket (CURLOPT_CLOSESOCKETFUNCTION): libuv's uv_poll_stop removes the fd
-// from epoll, so a context must never outlive its socket, or stopping it later could unregister another handle
-// that got the same fd number.
+// One SocketContext per file descriptor curl has asked us to watch (or opened a connection on), owned by the Multi
+// (by_fd_) until curl closes the socket. When curl stops watching a socket (CURL_POLL_REMOVE: a kept-alive
+// connection goes back to the cache after each request) the context stays, still registered, and serves the
+// socket again when the next request picks the connection up: that request mostly wants the same events and
+// costs no system call. If the idle connection becomes readable (the server closed it), the first event
+// unregisters it; curl checks the connection before reusing it. An idle connection does not keep the loop running
+// (the loop's poll handle is referenced only while curl watches some socket). Only sockets curl opened for
+// connections (Glue::SockOpt) stay registered: curl closes those through Glue::CloseSocket. Others (the threaded
+// resolver's wake-up pipe) are closed without a word, so they are unregistered as soon as curl lets go.
 //
-// A connection socket's handle even stays started while idle: the next request on it mostly wants the same
-// events, and each uv_poll_stop or uv_poll_start costs an epoll_ctl (three system calls per keep-alive request,
-// one of them between the response's last byte and Lua). If the idle connection becomes readable (the server
-// closed it), the first event stops the handle; curl checks the connection before reusing it. Only sockets curl
-// opened for connections (Glue::SockOpt) stay started, unreferenced (an idle connection does not keep the loop
-// running): curl closes those through Glue::CloseSocket. Others (the threaded resolver's wake-up pipe) are closed
-// without a word, so they are stopped as soon as curl lets go.
+// An event carries its socket's fd and the context's generation: the context of a socket closed while a batch of
+// events is dispatched is gone, and a socket opened meanwhile may have the same fd number.
 struct Multi::SocketContext {
-  uv_poll_t poll;
-  Multi* multi;
   curl_socket_t fd;
-  int events = 0;           // UV_READABLE/UV_WRITABLE the handle is started with; 0 when stopped
+  uint32_t generation = 0;
+  uint32_t events = 0;      // EPOLLIN/EPOLLOUT the fd is registered with in epfd_; 0 when not registered
   bool watched = false;     // curl knows it (socketp); else idle, waiting for its fd number to come back
   bool connection = false;  // opened by curl for a connection: closed through Glue::CloseSocket
+  SocketContext* prev = nullptr;  // the Multi's list of registered contexts (events != 0)
+  SocketContext* next = nullptr;
 };
 
 namespace {
 
 constexpr size_t kMinSpare = 64;         // spare easy handles kept in any case
+constexpr int kMaxEvents = 256;          // ready sockets taken per wake-up (more wake the loop again at once)
 constexpr uint64_t kPeakWindowMs = 30000;  // how long a peak of concurrent requests sizes the spare pool
 
 template <typename T>
@@ -83,65 +88,100 @@ void InitCurl() {
 }
 
 struct Multi::Glue {
-  // The context for fd (created, not started, if there is none); nullptr if libuv refuses the fd.
+  // The context for fd (created, not registered, if there is none).
   static SocketContext* ContextFor(Multi* m, curl_socket_t fd) {
     size_t slot = static_cast<size_t>(fd);
     if (slot >= m->by_fd_.size()) m->by_fd_.resize(slot + 1, nullptr);
     SocketContext* context = m->by_fd_[slot];
     if (context) return context;
     context = new SocketContext;
-    context->multi = m;
     context->fd = fd;
-    if (uv_poll_init_socket(m->loop_, &context->poll, fd) != 0) {
-      delete context;  // libuv: not initialised, nothing to close
-      return nullptr;
-    }
-    context->poll.data = context;
+    context->generation = ++m->generation_;
     m->by_fd_[slot] = context;
     return context;
   }
 
-  static void Watch(SocketContext* context, int events) {
-    if (events == context->events) return;  // started with these already: no epoll_ctl
-    if (events) uv_poll_start(&context->poll, events, &Glue::Poll);
-    else uv_poll_stop(&context->poll);
+  // Registers the context's fd in epfd_ for `events` (0: unregisters it). False if epoll refused.
+  static bool Watch(Multi* m, SocketContext* context, uint32_t events) {
+    if (events == context->events) return true;  // registered with these already: no system call
+    int rc = 0;
+    if (events == 0) {
+      epoll_ctl(m->epfd_, EPOLL_CTL_DEL, context->fd, nullptr);  // ENOENT: the kernel dropped it at a close
+    } else {
+      epoll_event ev{};
+      ev.events = events;
+      ev.data.u64 = (static_cast<uint64_t>(context->generation) << 32) | static_cast<uint32_t>(context->fd);
+      int op = context->events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+      rc = epoll_ctl(m->epfd_, op, context->fd, &ev);
+      if (rc != 0 && errno == (op == EPOLL_CTL_MOD ? ENOENT : EEXIST)) {  // the fd's number was closed, or reused
+        rc = epoll_ctl(m->epfd_, op == EPOLL_CTL_MOD ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, context->fd, &ev);
+      }
+      if (rc != 0) events = 0;
+    }
+    if (!context->events != !events) {  // joins or leaves the list of registered contexts
+      if (events) {
+        context->prev = nullptr;
+        context->next = m->registered_;
+        if (m->registered_) m->registered_->prev = context;
+        m->registered_ = context;
+        ++m->registered_count_;
+      } else {
+        if (context->prev) context->prev->next = context->next;
+        else m->registered_ = context->next;
+        if (context->next) context->next->prev = context->prev;
+        context->prev = context->next = nullptr;
+        --m->registered_count_;
+      }
+    }
     context->events = events;
+    return rc == 0;
   }
 
-  // CURLMOPT_SOCKETFUNCTION: runs inside curl calls; only (un)registers uv_poll handles.
+  // Counts a socket curl watches; the loop's poll handle is referenced while there is one.
+  static void SetWatched(Multi* m, SocketContext* context, bool watched) {
+    if (context->watched == watched) return;
+    context->watched = watched;
+    auto* handle = reinterpret_cast<uv_handle_t*>(m->poll_);
+    if (watched) {
+      if (m->watched_++ == 0) uv_ref(handle);
+    } else if (--m->watched_ == 0) {
+      uv_unref(handle);
+    }
+  }
+
+  // CURLMOPT_SOCKETFUNCTION: runs inside curl calls; only (un)registers sockets.
   static int Socket(CURL*, curl_socket_t fd, int what, void* self, void* socketp) noexcept {
     auto* m = static_cast<Multi*>(self);
     auto* context = static_cast<SocketContext*>(socketp);
     if (what == CURL_POLL_REMOVE) {
       if (context) {  // curl forgets socketp together with the socket
-        context->watched = false;
-        if (context->connection) uv_unref(reinterpret_cast<uv_handle_t*>(&context->poll));  // idle: not a reason to run
-        else Watch(context, 0);  // before curl may close the fd
+        SetWatched(m, context, false);
+        if (!context->connection) Watch(m, context, 0);  // before curl may close the fd
       }
       return 0;
     }
     if (!context) {
-      if (fd < 0 || !(context = ContextFor(m, fd))) return -1;
-      context->watched = true;
-      uv_ref(reinterpret_cast<uv_handle_t*>(&context->poll));
+      if (fd < 0) return -1;
+      context = ContextFor(m, fd);
+      SetWatched(m, context, true);
       curl_multi_assign(static_cast<CURLM*>(m->multi_), fd, context);
     }
-    int events = 0;
-    if (what & CURL_POLL_IN) events |= UV_READABLE;
-    if (what & CURL_POLL_OUT) events |= UV_WRITABLE;
-    Watch(context, events);
-    return 0;
+    uint32_t events = 0;
+    if (what & CURL_POLL_IN) events |= EPOLLIN;
+    if (what & CURL_POLL_OUT) events |= EPOLLOUT;
+    return Watch(m, context, events) ? 0 : -1;
   }
 
   // CURLOPT_SOCKOPTFUNCTION: curl made a socket for a connection (see SocketContext).
   static int SockOpt(void* self, curl_socket_t fd, curlsocktype purpose) noexcept {
     if (purpose != CURLSOCKTYPE_IPCXN || fd < 0) return CURL_SOCKOPT_OK;
-    SocketContext* context = ContextFor(static_cast<Multi*>(self), fd);
-    if (!context) return CURL_SOCKOPT_ERROR;
+    auto* m = static_cast<Multi*>(self);
+    SocketContext* context = ContextFor(m, fd);
     // A context found here belonged to an earlier socket with this number, closed since without our callback
-    // (curl told us to stop watching it first, so this stop is a no-op unless that changes).
-    Watch(context, 0);
-    context->watched = false;
+    // (curl told us to stop watching it first, so this is a no-op unless that changes).
+    Watch(m, context, 0);
+    SetWatched(m, context, false);
+    context->generation = ++m->generation_;
     context->connection = true;
     return CURL_SOCKOPT_OK;
   }
@@ -154,22 +194,43 @@ struct Multi::Glue {
     return 0;
   }
 
-  static void Poll(uv_poll_t* poll, int status, int events) noexcept {
-    auto* context = static_cast<SocketContext*>(poll->data);
-    if (!context->watched) {  // an idle kept-alive connection got data or was closed: curl checks it on reuse
-      Watch(context, 0);
+  // The loop found epfd_ readable: hand each ready socket to curl, in the order epoll lists them.
+  static void Poll(uv_poll_t* poll, int, int) noexcept {
+    auto* m = static_cast<Multi*>(poll->data);
+    // One socket registered, waiting to read (one request waiting for its response): it is the ready one, and
+    // curl's read finds data, the end or the error. That saves the epoll_wait below on every sequential request.
+    if (m->registered_count_ == 1 && m->registered_->watched && m->registered_->events == EPOLLIN) {
+      m->SocketAction(m->registered_->fd, CURL_CSELECT_IN);
+      if (m->after_fn_) m->after_fn_(m->after_arg_, true);
       return;
     }
-    int flags = 0;
-    if (status < 0) {
-      flags = CURL_CSELECT_ERR;
-    } else {
-      if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
-      if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
+    epoll_event ready[kMaxEvents];
+    int n = epoll_wait(m->epfd_, ready, kMaxEvents, 0);
+    for (int i = 0; i < n; ++i) {
+      auto fd = static_cast<curl_socket_t>(ready[i].data.u64 & 0xffffffffu);
+      auto generation = static_cast<uint32_t>(ready[i].data.u64 >> 32);
+      if (static_cast<size_t>(fd) >= m->by_fd_.size()) continue;
+      SocketContext* context = m->by_fd_[static_cast<size_t>(fd)];
+      if (!context || context->generation != generation || !context->events) continue;  // closed meanwhile
+      if (!context->watched) {  // an idle kept-alive connection got data or was closed: curl checks it on reuse
+        Watch(m, context, 0);
+        continue;
+      }
+      // As libuv's uv_poll_t: an error is reported alone and unregisters the socket (level-triggered, it would
+      // wake every iteration); a hang-up counts as the events asked for.
+      uint32_t got = ready[i].events;
+      int flags = 0;
+      if (got & EPOLLERR) {
+        flags = CURL_CSELECT_ERR;
+        Watch(m, context, 0);
+      } else {
+        if (got & EPOLLHUP) got |= context->events;
+        if (got & context->events & EPOLLIN) flags |= CURL_CSELECT_IN;
+        if (got & context->events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
+      }
+      m->SocketAction(fd, flags);  // may close this or other sockets (their contexts are deleted)
+      if (m->after_fn_) m->after_fn_(m->after_arg_, true);
     }
-    Multi* m = context->multi;
-    m->SocketAction(context->fd, flags);  // may close (not yet free) this context
-    if (m->after_fn_) m->after_fn_(m->after_arg_, true);
   }
 
   static void TimerFired(uv_timer_t* timer) noexcept {
@@ -189,7 +250,7 @@ struct Multi::Glue {
     return close(fd);
   }
 
-  static void SocketClosed(uv_handle_t* handle) noexcept { delete static_cast<SocketContext*>(handle->data); }
+  static void PollClosed(uv_handle_t* handle) noexcept { delete reinterpret_cast<uv_poll_t*>(handle); }
   static void TimerClosed(uv_handle_t* handle) noexcept { delete reinterpret_cast<uv_timer_t*>(handle); }
   static void IdleClosed(uv_handle_t* handle) noexcept { delete reinterpret_cast<uv_idle_t*>(handle); }
 };
@@ -209,6 +270,17 @@ Multi::Multi(uv_loop_s* loop, const Options& options) : loop_(loop), options_(op
   proxy_env_ = ProxyInEnvironment();
   agent_list_ = curl_slist_append(nullptr, kUserAgent);
   if (!agent_list_) throw std::runtime_error("out of memory");
+  epfd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epfd_ < 0) {
+    curl_slist_free_all(static_cast<curl_slist*>(agent_list_));
+    curl_multi_cleanup(multi);
+    throw std::runtime_error("epoll_create1 failed");
+  }
+  poll_ = new uv_poll_t;
+  uv_poll_init(loop, poll_, epfd_);
+  poll_->data = this;
+  uv_poll_start(poll_, UV_READABLE, &Glue::Poll);
+  uv_unref(reinterpret_cast<uv_handle_t*>(poll_));  // referenced while curl watches a socket (Glue::SetWatched)
   timer_ = new uv_timer_t;
   uv_timer_init(loop, timer_);
   timer_->data = this;
@@ -239,6 +311,8 @@ Multi::~Multi() {
     if (context) CloseSocket(context);
   }
   by_fd_.clear();
+  uv_close(reinterpret_cast<uv_handle_t*>(poll_), &Glue::PollClosed);  // unregisters epfd_ from the loop
+  close(epfd_);
   uv_close(reinterpret_cast<uv_handle_t*>(timer_), &Glue::TimerClosed);
   uv_close(reinterpret_cast<uv_handle_t*>(idle_), &Glue::IdleClosed);
 }
@@ -463,9 +537,10 @@ void Multi::ReturnEasy(EasySlot* slot, bool reusable) {
 
 void Multi::CloseSocket(SocketContext* context) {
   by_fd_[static_cast<size_t>(context->fd)] = nullptr;
-  uv_poll_stop(&context->poll);  // before curl closes the fd, so epoll never sees a stale registration
-  context->events = 0;
-  uv_close(reinterpret_cast<uv_handle_t*>(&context->poll), &Glue::SocketClosed);
+  // Before curl closes the fd: a copy of it in a child process would otherwise keep it registered.
+  Glue::Watch(this, context, 0);
+  Glue::SetWatched(this, context, false);
+  delete context;
 }
 
 }  // namespace luasync::http

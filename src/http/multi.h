@@ -1,13 +1,13 @@
 // One libcurl multi handle driven by a libuv loop: curl tells us which sockets to watch (CURLMOPT_SOCKETFUNCTION)
-// and when to wake it (CURLMOPT_TIMERFUNCTION); we answer with curl_multi_socket_action from uv_poll_t and
-// uv_timer_t callbacks. All of a runtime's transfers share one Multi, so connections are reused and HTTP/2 streams
-// are multiplexed.
+// and when to wake it (CURLMOPT_TIMERFUNCTION); we answer with curl_multi_socket_action from a uv_poll_t (on an
+// epoll set holding curl's sockets) and a uv_timer_t callback. All of a runtime's transfers share one Multi, so
+// connections are reused and HTTP/2 streams are multiplexed.
 //
 // Ownership: the Multi owns its CURLM, every Request it starts (see request.h), its easy handles (EasySlot: lent
-// to a Request while it runs, kept spare between requests), one
-// heap uv_timer_t, one heap uv_idle_t and one heap SocketContext (holding a uv_poll_t) per file descriptor
-// number curl has asked us to watch (kept, stopped, when curl stops watching: see multi.cpp). libuv handle memory
-// is freed only in close callbacks, so after ~Multi the loop must run once more (uv_run) before uv_loop_close.
+// to a Request while it runs, kept spare between requests), an epoll set watched by one heap uv_poll_t, one heap
+// uv_timer_t, one heap uv_idle_t and one SocketContext per file descriptor curl has asked us to watch (kept when
+// curl stops watching, until it closes the socket: see multi.cpp). libuv handle memory is freed only in close
+// callbacks, so after ~Multi the loop must run once more (uv_run) before uv_loop_close.
 #pragma once
 
 #include <cstddef>
@@ -21,6 +21,7 @@
 struct uv_loop_s;
 struct uv_timer_s;
 struct uv_idle_s;
+struct uv_poll_s;
 
 namespace luasync::http {
 
@@ -102,6 +103,12 @@ class Multi {
   std::vector<Request*> reap_;               // aborted while curl was on the stack
   std::vector<Request*> deferred_;           // waiting for ApplyPause()
   std::vector<SocketContext*> by_fd_;        // owned, indexed by fd: every socket context (see multi.cpp)
+  int epfd_ = -1;                            // owned: the epoll set of curl's sockets
+  uv_poll_s* poll_ = nullptr;                // owned; watches epfd_; freed in its close callback
+  size_t watched_ = 0;                       // sockets curl watches (poll_ is referenced while there are any)
+  SocketContext* registered_ = nullptr;      // list of the contexts registered in epfd_ (see multi.cpp)
+  size_t registered_count_ = 0;
+  uint32_t generation_ = 0;                  // numbers socket contexts, to tell a closed fd's events from its reuse
   // Owned: finished handles kept for reuse (a new one costs ~8k instructions, freeing it ~5k). At most
   // max(kMinSpare, peak_) are kept, so a steady load of N concurrent requests never creates handles.
   std::vector<EasySlot*> spare_easy_;
