@@ -14,8 +14,12 @@
 //
 // Ownership: a Child frees itself in the close callback that follows its exit.
 // Children still running at shutdown get SIGTERM (rt->AtShutdown).
+#include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
+
+#include <cstdlib>
 
 #include <cstring>
 #include <map>
@@ -172,6 +176,23 @@ void PushProc(lua_State* L, Child* c) {
 }
 
 // process.spawn(file, args, opts, on_exit, ctx)
+// A child gets its three stdio fds and nothing else. Most fds luasync opens are close-on-exec already, but libcurl
+// opens its sockets without the flag: a child would hold the script's HTTP connections open (the server sees no
+// close until the child exits). So every fd above 2 is marked close-on-exec before each spawn (libuv sets up the
+// child's stdio with dup2, which clears the flag on those).
+void CloseOnExecAbove2() {
+#ifdef CLOSE_RANGE_CLOEXEC
+  if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return;  // Linux 5.11
+#endif
+  DIR* dir = opendir("/proc/self/fd");
+  if (!dir) return;
+  while (dirent* entry = readdir(dir)) {
+    int fd = std::atoi(entry->d_name);
+    if (fd > 2 && fd != dirfd(dir)) fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
+  }
+  closedir(dir);
+}
+
 int l_process_spawn(lua_State* L) {
   const char* file = luaL_checkstring(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -226,6 +247,7 @@ int l_process_spawn(lua_State* L) {
   auto* child = new Child;
   child->rt = rt;
   child->handle.data = child;
+  CloseOnExecAbove2();
   int rc = uv_spawn(rt->loop(), &child->handle, &o);
   if (rc != 0) {
     // libuv initialised the handle and the pipes: close them all (memory goes in the callbacks).

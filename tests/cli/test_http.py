@@ -159,6 +159,15 @@ for c in res.body:iter() do end
             env={"http_proxy": "", "all_proxy": ""})
     s.eq("empty proxy variables are unset", (r.rc, r.out), (0, "200\t/echo\n"), r)
 
+    # --- a child process gets none of the client's sockets (libcurl opens them without close-on-exec) -------
+    r = lua("""
+local r = await(http.get(BASE .. "/small"))  -- the connection stays open, kept alive
+local out = await(require("luasync.process").exec("ls", { "/proc/self/fd" }))
+print(r.status, (out.stdout:gsub("\\n", " ")))
+""")
+    s.eq("a child inherits only its stdio (and ls its own listing's fd)", (r.rc, r.out, r.err),
+         (0, "200\t0 1 2 3 \n", ""), r)
+
     r = interrupt("""
 http.get(BASE .. "/hang")
 print("ready")
