@@ -510,7 +510,6 @@ void Multi::SetBase(EasySlot* slot) {
   curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");  // every decoder this libcurl has (gzip, deflate, ...)
   curl_easy_setopt(easy, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
   curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
-  if (options_.buffer_size > 0) curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, options_.buffer_size);
   if (!proxy_env_) {  // no proxy variable when the Multi was made: say so once instead of curl reading them again
     curl_easy_setopt(easy, CURLOPT_PROXY, "");
     curl_easy_setopt(easy, CURLOPT_NOPROXY, "");
@@ -521,6 +520,7 @@ void Multi::SetBase(EasySlot* slot) {
   slot->max_body = -1;
   slot->insecure = false;
   slot->pipewait = false;
+  slot->buffer_size = 0;
   slot->header_list = nullptr;
   slot->follow = false;
 }

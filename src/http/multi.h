@@ -34,8 +34,8 @@ class Multi {
   struct Options {
     long max_host_connections = 0;   ///< CURLMOPT_MAX_HOST_CONNECTIONS, 0 = unlimited
     long max_total_connections = 0;  ///< CURLMOPT_MAX_TOTAL_CONNECTIONS, 0 = unlimited
-    /// CURLOPT_BUFFERSIZE per transfer, 0 = curl's 16 KiB. 64 KiB halves the CPU cost of large downloads but
-    /// costs that much memory per concurrent transfer.
+    /// CURLOPT_BUFFERSIZE of a transfer whose options do not say (RequestOptions::buffer_size), 0 = curl's
+    /// 16 KiB. 64 KiB halves the CPU cost of large downloads but costs that much memory per concurrent transfer.
     long buffer_size = 0;
   };
 

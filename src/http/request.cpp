@@ -241,6 +241,12 @@ bool Request::Setup(std::string* error) {
     curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(max_body >= 0 ? max_body : 0));
     slot->max_body = max_body;
   }
+  // curl allocates the buffer for each transfer (and frees it when the transfer is done), so it may differ.
+  long buffer_size = o.buffer_size > 0 ? o.buffer_size : multi_->options_.buffer_size;
+  if (buffer_size != slot->buffer_size) {
+    curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, buffer_size);  // 0: curl's default
+    slot->buffer_size = buffer_size;
+  }
   if (o.insecure != slot->insecure) {
     curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, o.insecure ? 0L : 1L);
     curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, o.insecure ? 0L : 2L);

@@ -61,6 +61,7 @@ struct RequestOptions {
   int64_t max_body = -1;            ///< limit on the (decoded) response body, -1 = none
   bool insecure = false;            ///< skip TLS certificate and host verification
   bool follow_redirects = true;     ///< up to 10 hops, GET only
+  long buffer_size = 0;             ///< CURLOPT_BUFFERSIZE, curl's receive buffer; 0 = the Multi's default
 };
 
 /// Returns "" if the options may be sent, else why not (bad method, URL, scheme or header). Multi::Start checks
@@ -113,6 +114,7 @@ struct EasySlot {
   int64_t max_body = -1;
   bool insecure = false;
   bool pipewait = false;
+  long buffer_size = 0;           ///< CURLOPT_BUFFERSIZE (0: curl's default, 16 KiB)
   const void* header_list = nullptr;  ///< CURLOPT_HTTPHEADER as applied (the Multi's User-Agent list, or a
                                       ///< Request's, possibly freed since: compared, never dereferenced)
   bool follow = false;            ///< FOLLOWLOCATION and MAXREDIRS applied
