@@ -218,6 +218,9 @@ local function header_list(api, headers, level)
   return list, length
 end
 
+-- Headers checked once for many requests (M._prepare_headers): the checked list as a native header set.
+local Prepared = {}
+
 local NO_OPTIONS = {}  -- read only
 
 -- The last URL whose scheme passed: clients call the same few URLs again and again (strings are interned, so
@@ -248,8 +251,14 @@ local function request(api, o, url, method, body, stream, wrap, level)
     if type(method) ~= "string" then error(api .. ": method must be a string", level) end
     method = upper(method)
   end
-  local headers, length = nil, nil
-  if o.headers ~= nil then headers, length = header_list(api, o.headers, level) end
+  local headers, length = o.headers, nil
+  if headers ~= nil then
+    if getmetatable(headers) == Prepared then
+      headers, length = headers.set, headers.length
+    else
+      headers, length = header_list(api, headers, level)
+    end
+  end
   if body == nil then body = o.body end
   local flags, upload = 0, false
   if stream == nil then stream = o.stream end
@@ -311,6 +320,16 @@ function M.post(url, body, o)
 end
 
 M._request = request
+
+-- For callers that send the same headers table many times and never change it (llm/transport.lua): checks it
+-- once and returns an object that request options take as `headers`; the native side then also makes curl's
+-- header lines once.
+function M._prepare_headers(api, headers)
+  local list, length = header_list(api, headers, 2)
+  local set, err = native.header_set(list or {})
+  if not set then error(api .. ": " .. err, 2) end
+  return setmetatable({ set = set, length = length }, Prepared)
+end
 M._stats = native.stats
 
 --- fetch(url, {method=, headers=, body=, timeout=, ...}) -> Promise of a Response (resolved at the headers)

@@ -161,11 +161,54 @@ std::string CheckOptions(const RequestOptions& options) {
   std::string error = url_known ? "" : CheckUrl(options.url);
   if (!error.empty()) return error;
   if (!url_known) good_urls[next_good++ % 4] = options.url;
-  for (const auto& [name, value] : options.headers) {
+  return CheckHeaders(options.headers);
+}
+
+std::string CheckHeaders(const Headers& headers) {
+  for (const auto& [name, value] : headers) {
     if (!IsToken(name)) return "invalid header name \"" + name + "\"";
     if (HasLineBreakOrNul(value)) return "invalid value for header \"" + name + "\": contains CR, LF or NUL";
   }
   return "";
+}
+
+namespace {
+
+// The header lines curl sends for `headers`: those given, then our defaults unless given (User-Agent; with a
+// body, no "Expect: 100-continue" round trip and no form Content-Type the caller did not ask for). nullptr if
+// out of memory.
+curl_slist* MakeHeaderList(const Headers& headers, bool has_body) {
+  curl_slist* list = nullptr;
+  auto append = [&](const char* line) {
+    curl_slist* next = curl_slist_append(list, line);
+    if (next) list = next;
+    return next != nullptr;
+  };
+  bool ok = true;
+  for (const auto& [name, value] : headers) {
+    // "Name;" is curl's spelling for a header with an empty value ("Name:" would remove it).
+    ok = ok && append((value.empty() ? name + ";" : name + ": " + value).c_str());
+  }
+  if (!HasHeader(headers, "user-agent")) ok = ok && append(kUserAgent);
+  if (has_body && !HasHeader(headers, "expect")) ok = ok && append("Expect:");
+  if (has_body && !HasHeader(headers, "content-type")) ok = ok && append("Content-Type:");
+  if (ok) return list;
+  curl_slist_free_all(list);
+  return nullptr;
+}
+
+}  // namespace
+
+HeaderSet::~HeaderSet() {
+  for (void* list : lists_) {
+    if (list) curl_slist_free_all(static_cast<curl_slist*>(list));
+  }
+}
+
+void* HeaderSet::List(bool has_body) const {
+  void*& list = lists_[has_body ? 1 : 0];
+  if (!list) list = MakeHeaderList(headers_, has_body);
+  return list;
 }
 
 
@@ -278,35 +321,25 @@ bool Request::Setup(std::string* error) {
   // Unless this transfer completes well and was of a reusable kind, the handle is reset before its next use.
   slot->state = kind_;
 
-  if (o.headers.empty() && !has_body) {
+  const Headers& headers = o.header_set ? o.header_set->headers() : o.headers;
+  if (headers.empty() && !has_body) {
     if (slot->header_list != multi_->agent_list()) {
       curl_easy_setopt(easy, CURLOPT_HTTPHEADER, static_cast<curl_slist*>(multi_->agent_list()));
       slot->header_list = multi_->agent_list();
     }
     return true;
   }
-  curl_slist* list = nullptr;
-  auto append = [&](const char* line) {
-    curl_slist* next = curl_slist_append(list, line);
-    if (next) list = next;
-    return next != nullptr;
-  };
-  bool ok = true;
-  for (const auto& [name, value] : o.headers) {
-    // "Name;" is curl's spelling for a header with an empty value ("Name:" would remove it).
-    ok = ok && append((value.empty() ? name + ";" : name + ": " + value).c_str());
-  }
-  if (!HasHeader(o.headers, "user-agent")) ok = ok && append(kUserAgent);
-  // No "Expect: 100-continue" round trip, and no form Content-Type that the caller did not ask for.
-  if (has_body && !HasHeader(o.headers, "expect")) ok = ok && append("Expect:");
-  if (has_body && !HasHeader(o.headers, "content-type")) ok = ok && append("Content-Type:");
-  header_list_ = list;
-  if (!ok) {
+  void* list = o.header_set ? o.header_set->List(has_body) : (header_list_ = MakeHeaderList(headers, has_body));
+  if (!list) {
     *error = "out of memory";
     return false;
   }
-  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, list);
-  slot->header_list = list;
+  // The same list as the handle's last request (a header set's), or a new one at a freed one's address: either
+  // way curl's pointer is right already.
+  if (slot->header_list != list) {
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, static_cast<curl_slist*>(list));
+    slot->header_list = list;
+  }
   return true;
 }
 

@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -38,6 +39,26 @@ const char* KindName(ErrorKind kind);
 /// Ordered (name, value) pairs. Response names are lower-case and unique (repeats joined with ", ").
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
+/// Returns "" if every name is an HTTP token and no value holds CR, LF or NUL, else what is wrong.
+std::string CheckHeaders(const Headers& headers);
+
+/// Request headers checked once and sent by many requests (an LLM client's): curl's list of header lines is made
+/// once for requests with a body and once for those without, instead of once per request.
+class HeaderSet {
+ public:
+  explicit HeaderSet(Headers headers) : headers_(std::move(headers)) {}
+  ~HeaderSet();
+  HeaderSet(const HeaderSet&) = delete;
+  HeaderSet& operator=(const HeaderSet&) = delete;
+  const Headers& headers() const { return headers_; }
+  /// The curl_slist* to send, made on first use; nullptr if out of memory.
+  void* List(bool has_body) const;
+
+ private:
+  Headers headers_;
+  mutable void* lists_[2] = {nullptr, nullptr};  // curl_slist*, owned: without, with a body
+};
+
 /// What a streamed request body source returns each time curl wants more bytes.
 enum class BodyPull {
   kData,  ///< bytes were appended to `out`
@@ -53,6 +74,7 @@ struct RequestOptions {
   std::string method = "GET";       ///< an HTTP token; GET is the only method that follows redirects
   std::string url;                  ///< http:// or https:// only
   Headers headers;                  ///< sent as given; CR, LF or NUL in a name or value is rejected
+  std::shared_ptr<const HeaderSet> header_set;  ///< sent instead of `headers` when set (checked when made)
   std::string body;                 ///< request body, used when body_source is empty
   BodySource body_source;           ///< streamed request body; wins over `body`
   int64_t body_size = -1;           ///< size of a streamed body if known; -1 sends it chunked
@@ -162,6 +184,7 @@ class Request {
   Multi* multi_;
   EasySlot* slot_ = nullptr;        // owned by the Multi, lent to us: handed back (ReturnEasy) in ~Request
   void* header_list_ = nullptr;     // curl_slist*, owned: must outlive the easy handle's use of it
+                                    // (a header_set's list lives in options_.header_set)
   RequestOptions options_;
   RequestCallbacks callbacks_;
   State state_ = State::kPending;

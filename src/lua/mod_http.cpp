@@ -2,9 +2,10 @@
 //
 //   native.start(ctx, method, url, headers, body, timeout, connect_timeout, max_body, flags, framing, body_size)
 //       -> transfer | nil, message (bad options: nothing was sent)
-//     headers: flat array {name, value, ...} or nil; body: string or nil; times in seconds (0 = none);
+//     headers: flat array {name, value, ...}, a header set, or nil; body: string or nil; times in seconds (0 = none);
 //     max_body: bytes or -1; flags: kStream | kInsecure | kUpload; framing: "sse" | "ndjson" | nil;
 //     body_size: size of a streamed request body or -1 (chunked).
+//   native.header_set({name, value, ...}) -> set | nil, message   headers checked once, for many requests
 //   native.set_drain(fn)   fn() runs from the loop whenever transfers have news; it calls native.next()
 //   native.next() -> ctx, event, ... | nothing once every event is taken
 //     kEvHeaders: status, headers   kEvDone: status, headers, body, url   kEvFail: kind, message
@@ -45,6 +46,8 @@ using lhttp::Transfer;
 static_assert(LUA_NOREF == -2, "Transfer::ctx_ref uses -2 for 'no reference'");
 
 constexpr const char* kMeta = "luasync.HttpTransfer";
+constexpr const char* kHeaderSetMeta = "luasync.HttpHeaderSet";
+using HeaderSetPtr = std::shared_ptr<const http::HeaderSet>;
 enum Flags { kStream = 1, kInsecure = 2, kUpload = 4 };
 
 // Per runtime; shared with the shutdown hook, so that either may go first.
@@ -141,6 +144,51 @@ void PushEvents(lua_State* L, Transfer* t) {
 }
 
 // native.start(...) -> transfer | nil, message
+// {name, value, ...} at idx as Headers (non-string entries skipped: http.lua checked them).
+http::Headers FlatHeaders(lua_State* L, int idx) {
+  http::Headers headers;
+  int n = static_cast<int>(lua_objlen(L, idx));
+  headers.reserve(static_cast<size_t>(n / 2));
+  for (int i = 1; i + 1 <= n; i += 2) {
+    lua_rawgeti(L, idx, i);
+    lua_rawgeti(L, idx, i + 1);
+    size_t nl = 0, vl = 0;
+    const char* name = lua_tolstring(L, -2, &nl);
+    const char* value = lua_tolstring(L, -1, &vl);
+    if (name && value) headers.emplace_back(std::string(name, nl), std::string(value, vl));
+    lua_pop(L, 2);
+  }
+  return headers;
+}
+
+// native.header_set({name, value, ...}) -> set | nil, message: headers checked once, for many requests.
+int l_header_set(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  std::string why;
+  HeaderSetPtr set;
+  try {
+    http::Headers headers = FlatHeaders(L, 1);
+    why = http::CheckHeaders(headers);
+    if (why.empty()) set = std::make_shared<const http::HeaderSet>(std::move(headers));
+  } catch (const std::exception& e) {
+    why = e.what();
+  }
+  if (!set) {
+    lua_pushnil(L);
+    lua_pushlstring(L, why.data(), why.size());
+    return 2;
+  }
+  new (lua_newuserdata(L, sizeof(HeaderSetPtr))) HeaderSetPtr(std::move(set));
+  luaL_getmetatable(L, kHeaderSetMeta);
+  lua_setmetatable(L, -2);
+  return 1;
+}
+
+int l_header_set_gc(lua_State* L) {
+  static_cast<HeaderSetPtr*>(lua_touserdata(L, 1))->~HeaderSetPtr();
+  return 0;
+}
+
 int l_start(lua_State* L) {
   Binding* b = GetBinding(L);
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -170,17 +218,9 @@ int l_start(lua_State* L) {
   o.method.assign(method, method_len);
   o.url.assign(url, url_len);
   if (lua_istable(L, 4)) {
-    int n = static_cast<int>(lua_objlen(L, 4));
-    o.headers.reserve(static_cast<size_t>(n / 2));
-    for (int i = 1; i + 1 <= n; i += 2) {
-      lua_rawgeti(L, 4, i);
-      lua_rawgeti(L, 4, i + 1);
-      size_t nl = 0, vl = 0;
-      const char* name = lua_tolstring(L, -2, &nl);
-      const char* value = lua_tolstring(L, -1, &vl);
-      if (name && value) o.headers.emplace_back(std::string(name, nl), std::string(value, vl));
-      lua_pop(L, 2);
-    }
+    o.headers = FlatHeaders(L, 4);
+  } else if (lua_isuserdata(L, 4)) {
+    o.header_set = *static_cast<HeaderSetPtr*>(luaL_checkudata(L, 4, kHeaderSetMeta));
   }
   if (body) o.body.assign(body, body_len);
   auto ms = [](lua_Number s) { return s > 0 ? std::max(1L, static_cast<long>(std::ceil(s * 1000))) : 0L; };
@@ -438,6 +478,10 @@ int luaopen_http_native(lua_State* L) {
   lua_pushcfunction(L, l_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
+  luaL_newmetatable(L, kHeaderSetMeta);
+  lua_pushcfunction(L, l_header_set_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
 
   lua_newtable(L);
   static const luaL_Reg fns[] = {{"start", l_start},
@@ -454,6 +498,8 @@ int luaopen_http_native(lua_State* L) {
     lua_pushcclosure(L, f->func, 1);
     lua_setfield(L, -2, f->name);
   }
+  lua_pushcfunction(L, l_header_set);
+  lua_setfield(L, -2, "header_set");
   lua_pushinteger(L, lhttp::kEvHeaders);
   lua_setfield(L, -2, "HEADERS");
   lua_pushinteger(L, lhttp::kEvDone);

@@ -271,6 +271,27 @@ describe("request bodies and headers", function()
     assert.equals("11", j.headers["content-length"])
   end)
 
+  it("sends headers checked once (http._prepare_headers) with and without a body, each time as given", function()
+    local given = { ["X-One"] = "1", Authorization = "Bearer t" }
+    local h = http._prepare_headers("test", given)
+    given["X-One"] = "changed"  -- the prepared set is a copy
+    for round = 1, 2 do
+      for _, method in ipairs({ "GET", "POST", "GET" }) do
+        local r = await(http.request { method = method, url = base .. "/echo", headers = h,
+                                       body = method == "POST" and "{}" or nil })
+        local j = json.decode(r.body)
+        local seen = { j.method, j.headers["x-one"], j.headers.authorization, j.headers["content-type"],
+                       j.headers["user-agent"] ~= nil, j.headers.expect, j.body }
+        -- (without a Content-Type of its own, a POST must not get curl's form type)
+        assert.same({ method, "1", "Bearer t", nil, true, nil, method == "POST" and "{}" or "" }, seen,
+          method .. " in round " .. round)
+      end
+    end
+    assert.has_error(function() http._prepare_headers("llm", { A = "x\r\ny" }) end,
+      'llm: header value contains CR or LF (header "A")')
+    assert.has_error(function() http._prepare_headers("llm", { ["A B"] = "x" }) end, 'llm: invalid header name "A B"')
+  end)
+
   it("streams a request body from a Stream, chunked", function()
     local parts = {}
     for i = 1, 50 do parts[i] = string.rep(string.char(64 + i % 26), 1000 + i) end

@@ -6,8 +6,24 @@
 -- or NDJSON lines. Unit tests replace M.request with a fake.
 local M = {}
 
+local http  -- luasync.http, loaded on the first request
+
+-- call.lua makes one headers table per client and kind of call and never changes it: each is checked (and turned
+-- into curl's header lines) once, not per request.
+local prepared = setmetatable({}, { __mode = "k" })
+
 function M.request(spec)
-  return require("luasync.http").request(spec)
+  http = http or require("luasync.http")
+  local headers = spec.headers
+  if headers ~= nil then
+    local p = prepared[headers]
+    if p == nil then
+      p = http._prepare_headers("http.request", headers)
+      prepared[headers] = p
+    end
+    spec.headers = p
+  end
+  return http.request(spec)
 end
 
 return M
