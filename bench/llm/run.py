@@ -86,7 +86,8 @@ def main():
     ap.add_argument("--streams", type=int, default=1000)
     ap.add_argument("--tokens", type=int, default=200)
     ap.add_argument("--server", choices=("c", "python"), default="c")
-    ap.add_argument("--luasync", default=os.path.join(ROOT, "build", "luasync"))
+    ap.add_argument("--luasync", default=os.path.join(ROOT, "build", "luasync"),
+                    help="luasync binary; several, comma-separated, are compared with each other")
     ap.add_argument("--build", default=os.path.join(ROOT, "build-bench-llm"))
     ap.add_argument("--peers", default="floor,node,luasync", help="comma-separated subset of floor,node,luasync")
     args = ap.parse_args()
@@ -94,15 +95,19 @@ def main():
     server_bin, floor = build(args.build)
     size = ["--streams", str(args.streams), "--tokens", str(args.tokens)]
     peers = {"C floor": [floor], "node": [shutil.which("node") or "node", os.path.join(HERE, "node_stream.mjs")]}
+    short = {"C floor": "floor", "node": "node"}
     lua_script = os.path.join(HERE, "luasync_stream.lua")
-    if os.path.exists(lua_script) and os.access(args.luasync, os.X_OK):
-        peers["luasync"] = [args.luasync, lua_script]
-    else:
-        print("note: luasync peer skipped (needs %s and a luasync binary)" % os.path.relpath(lua_script, ROOT),
-              file=sys.stderr)
+    binaries = args.luasync.split(",")
+    for i, binary in enumerate(binaries):
+        if os.path.exists(lua_script) and os.access(binary, os.X_OK):
+            name = "luasync" if len(binaries) == 1 else "luasync %d (%s)" % (i + 1, binary)
+            peers[name] = [binary, lua_script]
+            short[name] = "luasync"
+        else:
+            print("note: luasync peer skipped (needs %s and a luasync binary at %s)" % (
+                os.path.relpath(lua_script, ROOT), binary), file=sys.stderr)
 
     wanted = set(args.peers.split(","))
-    short = {"C floor": "floor", "node": "node", "luasync": "luasync"}
     peers = {name: cmd for name, cmd in peers.items() if short[name] in wanted}
     proc, port = start_server(args.server, server_bin, args.tokens)
     results = {name: [] for name in peers}
@@ -128,6 +133,23 @@ def main():
     for name, runs in results.items():
         med = [statistics.median(float(r[k]) for r in runs) for k in KEYS]
         print("| %s | %.0f | %.0f | %.1f | %.1f | %.1f | %.0f |" % (name, *med))
+    if "C floor" in results and len(results) > 1:
+        # Each run of a peer against the floor's run of the same round: on a machine whose speed drifts from
+        # one run to the next, these medians separate small differences that the plain medians above do not.
+        floor_runs = results["C floor"]
+        print()
+        print("Paired with the floor's run of the same round (medians of the per-round ratio or difference):")
+        print()
+        print("| peer | wall | TTFT median | setup | CPU |")
+        print("|---|---:|---:|---:|---:|")
+        for name, runs in results.items():
+            if name == "C floor":
+                continue
+            pairs = list(zip(runs, floor_runs))
+            ratio = lambda k: statistics.median(float(a[k]) / float(b[k]) for a, b in pairs)
+            diff = lambda k: statistics.median(float(a[k]) - float(b[k]) for a, b in pairs)
+            print("| %s | %.3fx | %+.1f ms | %+.1f ms | %.3fx |" % (
+                name, ratio("elapsed_ms"), diff("ttft_median_ms"), diff("setup_ms"), ratio("cpu_ms")))
 
 
 if __name__ == "__main__":

@@ -42,8 +42,9 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 /// Returns "" if every name is an HTTP token and no value holds CR, LF or NUL, else what is wrong.
 std::string CheckHeaders(const Headers& headers);
 
-/// Request headers checked once and sent by many requests (an LLM client's): curl's list of header lines is made
-/// once for requests with a body and once for those without, instead of once per request.
+/// Request headers checked once (CheckHeaders, by whoever makes the set) and sent by many requests (an LLM
+/// client's): curl's list of header lines is made once for requests with a body and once for those without,
+/// instead of once per request.
 class HeaderSet {
  public:
   explicit HeaderSet(Headers headers) : headers_(std::move(headers)) {}
