@@ -240,8 +240,9 @@ local function check_url(api, url, level)
   checked_url = url
 end
 
--- Starts a transfer; returns its promise. url/method/body, when given, win over the fields of o.
-local function request(api, o, url, method, body, stream, wrap, level)
+-- Starts a transfer; returns its promise. url/method/body, when given, win over the fields of o. openai_deltas
+-- (llm/transport.lua): with SSE framing, OpenAI plain content deltas come as their text (mod_http.cpp).
+local function request(api, o, url, method, body, stream, wrap, level, openai_deltas)
   level = level + 1
   if o == nil then o = NO_OPTIONS elseif type(o) ~= "table" then error(api .. ": options must be a table", level) end
   url = url or o.url
@@ -264,6 +265,7 @@ local function request(api, o, url, method, body, stream, wrap, level)
   if stream == nil then stream = o.stream end
   if stream then flags = native.STREAM end
   if o.insecure then flags = flags + native.INSECURE end
+  if openai_deltas then flags = flags + native.OPENAI_DELTAS end
   if body ~= nil and type(body) ~= "string" then
     if not is_stream(body) then error(api .. ": body must be a string or a Stream", level) end
     upload, body = body, nil

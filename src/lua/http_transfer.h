@@ -98,6 +98,9 @@ struct Transfer {
   bool stream = false;           ///< body delivered in pieces (else collected, delivered with kEvDone)
   Framing framing = Framing::kNone;
   bool framed = false;           ///< framing applies (a 2xx response)
+  /// SSE: after the first event, an OpenAI plain content delta reaches Lua as its text alone (http/openai_delta.h)
+  bool openai_deltas = false;
+  bool event_sent = false;       ///< framed: Lua has had an event (the first always goes whole)
 
   // Response.
   int status = 0;

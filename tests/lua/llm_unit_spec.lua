@@ -285,6 +285,19 @@ describe("llm stream events", function()
       { '{"id":"a","choices":[{"index":0,"delta":{"content": "a"},"finish_reason":null}]}', nil },
       { '{"id":"a","choices":[{"index":0,"delta":{"content":"\\"finish_reason\\":null"}}]}', nil },
     }
+    -- the transport's native fast path (src/http/openai_delta.cpp) finds exactly the same deltas
+    local native_delta = require("luasync.http_native").openai_delta
+    local more = { { '{"index":0,"delta":{"content":"', nil }, { '{"index":0,"delta":{"content":""}', nil },
+                   { '{"index":0,"delta":{"content":""},"finish_reason":null', "" },
+                   { 'x{"index":0,"delta":{"content":"t"}"finish_reason":null', "t" },
+                   { '{"index":0,"delta":{"content":"t"},finish_reason":null', nil },
+                   { '{"index":0,"delta":{"content":"t\\u00e9"},"finish_reason":null', nil },
+                   { '{"index":0,"delta":{"content":"\0"},"finish_reason":null', "\0" }, { "", nil } }
+    for _, c in ipairs(cases) do more[#more + 1] = c end
+    for _, c in ipairs(more) do
+      assert.equals(c[2], openai._plain_delta(c[1]), c[1])
+      assert.equals(c[2], native_delta(c[1]), c[1])
+    end
     for _, c in ipairs(cases) do
       assert.equals(c[2], openai._plain_delta(c[1]), c[1])
       -- and the event handler gives the decoded text either way

@@ -52,7 +52,7 @@ local function send(client, body, stream)
   local headers = headers_of(client, stream)
   local ok, p = pcall(transport.request, {
     method = "POST", url = client.url, headers = headers, body = body, timeout = cfg.timeout,
-    stream = stream, framing = stream and P.framing or nil,
+    stream = stream, framing = stream and P.framing or nil, deltas = stream and P.deltas or nil,
   })
   if not ok then error(lerr.redact(type(p) == "table" and tostring(p.message) or tostring(p)), 0) end
   return p

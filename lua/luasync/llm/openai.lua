@@ -12,7 +12,9 @@ local decode, null = json.decode, json.null
 local type, pcall, ipairs, tostring = type, pcall, ipairs, tostring
 local find, sub, byte = string.find, string.sub, string.byte
 
-local P = { name = "openai", framing = "sse" }
+-- deltas: the transport hands a plain content delta (plain_delta below) over as its text alone, a string event,
+-- after the stream's first event (src/http/openai_delta.h).
+local P = { name = "openai", framing = "sse", deltas = "openai" }
 
 -- api.openai.com wants max_completion_tokens (its newer models reject max_tokens);
 -- compatible servers know max_tokens.
@@ -158,6 +160,10 @@ local function read_head(st)
 end
 
 function P.event(st, ev)
+  if type(ev) == "string" then   -- a plain content delta the transport found (P.deltas)
+    if ev == "" then return nil end
+    return add_part(st, ev)
+  end
   local data = ev.data
   local t = plain_delta(data)
   if t then
