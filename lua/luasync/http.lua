@@ -240,9 +240,11 @@ local function check_url(api, url, level)
   checked_url = url
 end
 
--- Starts a transfer; returns its promise. url/method/body, when given, win over the fields of o. openai_deltas
--- (llm/transport.lua): with SSE framing, OpenAI plain content deltas come as their text (mod_http.cpp).
-local function request(api, o, url, method, body, stream, wrap, level, openai_deltas)
+-- Starts a transfer; returns its promise. url/method/body, when given, win over the fields of o. deltas
+-- (llm/transport.lua): "openai" or "anthropic": with SSE framing, plain text deltas come as their text
+-- (mod_http.cpp).
+local DELTA_FLAGS = { openai = native.OPENAI_DELTAS, anthropic = native.ANTHROPIC_DELTAS }
+local function request(api, o, url, method, body, stream, wrap, level, deltas)
   level = level + 1
   if o == nil then o = NO_OPTIONS elseif type(o) ~= "table" then error(api .. ": options must be a table", level) end
   url = url or o.url
@@ -265,7 +267,7 @@ local function request(api, o, url, method, body, stream, wrap, level, openai_de
   if stream == nil then stream = o.stream end
   if stream then flags = native.STREAM end
   if o.insecure then flags = flags + native.INSECURE end
-  if openai_deltas then flags = flags + native.OPENAI_DELTAS end
+  if deltas then flags = flags + DELTA_FLAGS[deltas] end
   if body ~= nil and type(body) ~= "string" then
     if not is_stream(body) then error(api .. ": body must be a string or a Stream", level) end
     upload, body = body, nil

@@ -2,7 +2,7 @@
 list(APPEND LUASYNC_CORE_SOURCES
   src/http/sse.cpp
   src/http/ndjson.cpp
-  src/http/openai_delta.cpp
+  src/http/plain_delta.cpp
   src/http/multi.cpp
   src/http/request.cpp
   src/http/curl_lazy.cpp

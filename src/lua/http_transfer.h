@@ -27,6 +27,7 @@
 
 #include "http/multi.h"
 #include "http/ndjson.h"
+#include "http/plain_delta.h"
 #include "http/request.h"
 #include "http/sse.h"
 
@@ -98,8 +99,8 @@ struct Transfer {
   bool stream = false;           ///< body delivered in pieces (else collected, delivered with kEvDone)
   Framing framing = Framing::kNone;
   bool framed = false;           ///< framing applies (a 2xx response)
-  /// SSE: after the first event, an OpenAI plain content delta reaches Lua as its text alone (http/openai_delta.h)
-  bool openai_deltas = false;
+  /// SSE: after the first event, a plain text delta in this format reaches Lua as its text alone (plain_delta.h)
+  http::DeltaFormat deltas = http::DeltaFormat::kNone;
   bool event_sent = false;       ///< framed: Lua has had an event (the first always goes whole)
 
   // Response.

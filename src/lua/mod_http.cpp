@@ -3,10 +3,10 @@
 //   native.start(ctx, method, url, headers, body, timeout, connect_timeout, max_body, flags, framing, body_size)
 //       -> transfer | nil, message (bad options: nothing was sent)
 //     headers: flat array {name, value, ...}, a header set, or nil; body: string or nil; times in seconds (0 = none);
-//     max_body: bytes or -1; flags: kStream | kInsecure | kUpload | kOpenAiDeltas; framing: "sse" | "ndjson" | nil;
+//     max_body: bytes or -1; flags: kStream | kInsecure | kUpload | k*Deltas; framing: "sse" | "ndjson" | nil;
 //     body_size: size of a streamed request body or -1 (chunked).
 //   native.header_set({name, value, ...}) -> set | nil, message   headers checked once, for many requests
-//   native.openai_delta(data) -> text | nil   the kOpenAiDeltas fast path on one event's data
+//   native.plain_delta(format, type, data) -> text | nil   the k*Deltas fast path on one event
 //   native.set_drain(fn)   fn() runs from the loop whenever transfers have news; it calls native.next()
 //   native.next() -> ctx, event, ... | nothing once every event is taken
 //     kEvHeaders: status, headers   kEvDone: status, headers, body, url   kEvFail: kind, message
@@ -35,7 +35,7 @@ extern "C" {
 }
 
 #include "http/curl_preload.h"
-#include "http/openai_delta.h"
+#include "http/plain_delta.h"
 #include "lua/http_transfer.h"
 #include "lua/module.h"
 #include "lua/runtime.h"
@@ -51,7 +51,7 @@ static_assert(LUA_NOREF == -2, "Transfer::ctx_ref uses -2 for 'no reference'");
 constexpr const char* kMeta = "luasync.HttpTransfer";
 constexpr const char* kHeaderSetMeta = "luasync.HttpHeaderSet";
 using HeaderSetPtr = std::shared_ptr<const http::HeaderSet>;
-enum Flags { kStream = 1, kInsecure = 2, kUpload = 4, kOpenAiDeltas = 8 };
+enum Flags { kStream = 1, kInsecure = 2, kUpload = 4, kOpenAiDeltas = 8, kAnthropicDeltas = 16 };
 
 // Per runtime; shared with the shutdown hook, so that either may go first.
 struct Binding {
@@ -99,7 +99,7 @@ void PushHeaders(lua_State* L, const http::Headers& headers) {
 }
 
 // Framed mode: the unread events as one array (a table per SSE event, a string per NDJSON line; with
-// openai_deltas, a plain content delta after the first event is its text, a string).
+// a delta format, a plain text delta after the first event is its text, a string).
 // The field names are pushed once and set with lua_rawset (lua_setfield would hash its C string key per field),
 // and an event type equal to the previous event's reuses that Lua string (most streams have one type).
 void PushEvents(lua_State* L, Transfer* t) {
@@ -123,7 +123,7 @@ void PushEvents(lua_State* L, Transfer* t) {
         have_type = true;
       }
       std::string_view data(a.data() + e.data_off, e.data_len), text;
-      if (t->event_sent && t->openai_deltas && http::OpenAiPlainDelta(data, &text)) {
+      if (t->event_sent && http::PlainDelta(t->deltas, type, data, &text)) {
         lua_pushlstring(L, text.data(), text.size());
         lua_rawseti(L, list, ++i);
         continue;
@@ -207,12 +207,17 @@ int l_header_set(lua_State* L) {
   return 1;
 }
 
-// native.openai_delta(data) -> text | nil: the transport's fast path on its own (tests hold it to the Lua one).
-int l_openai_delta(lua_State* L) {
-  size_t len = 0;
-  const char* data = luaL_checklstring(L, 1, &len);
+// native.plain_delta("openai" | "anthropic", type, data) -> text | nil: the transport's fast path on one event
+// (tests hold it to the Lua one).
+int l_plain_delta(lua_State* L) {
+  static const char* const kFormats[] = {"openai", "anthropic", nullptr};
+  int format = luaL_checkoption(L, 1, nullptr, kFormats);
+  size_t type_len = 0, len = 0;
+  const char* type = luaL_checklstring(L, 2, &type_len);
+  const char* data = luaL_checklstring(L, 3, &len);
   std::string_view text;
-  if (!http::OpenAiPlainDelta(std::string_view(data, len), &text)) return 0;
+  auto which = format == 0 ? http::DeltaFormat::kOpenAi : http::DeltaFormat::kAnthropic;
+  if (!http::PlainDelta(which, std::string_view(type, type_len), std::string_view(data, len), &text)) return 0;
   lua_pushlstring(L, text.data(), text.size());
   return 1;
 }
@@ -272,7 +277,10 @@ int l_start(lua_State* L) {
   t->stream = (flags & kStream) != 0;
   if (t->stream && framing) {
     t->framing = std::string_view(framing) == "sse" ? lhttp::Framing::kSse : lhttp::Framing::kNdjson;
-    t->openai_deltas = t->framing == lhttp::Framing::kSse && (flags & kOpenAiDeltas) != 0;
+    if (t->framing == lhttp::Framing::kSse) {
+      if (flags & kOpenAiDeltas) t->deltas = http::DeltaFormat::kOpenAi;
+      if (flags & kAnthropicDeltas) t->deltas = http::DeltaFormat::kAnthropic;
+    }
   }
   t->upload_active = (flags & kUpload) != 0;
   std::string error;
@@ -537,10 +545,12 @@ int luaopen_http_native(lua_State* L) {
   }
   lua_pushcfunction(L, l_header_set);
   lua_setfield(L, -2, "header_set");
-  lua_pushcfunction(L, l_openai_delta);
-  lua_setfield(L, -2, "openai_delta");
+  lua_pushcfunction(L, l_plain_delta);
+  lua_setfield(L, -2, "plain_delta");
   lua_pushinteger(L, kOpenAiDeltas);
   lua_setfield(L, -2, "OPENAI_DELTAS");
+  lua_pushinteger(L, kAnthropicDeltas);
+  lua_setfield(L, -2, "ANTHROPIC_DELTAS");
   lua_pushinteger(L, lhttp::kEvHeaders);
   lua_setfield(L, -2, "HEADERS");
   lua_pushinteger(L, lhttp::kEvDone);

@@ -286,7 +286,8 @@ describe("llm stream events", function()
       { '{"id":"a","choices":[{"index":0,"delta":{"content":"\\"finish_reason\\":null"}}]}', nil },
     }
     -- the transport's native fast path (src/http/openai_delta.cpp) finds exactly the same deltas
-    local native_delta = require("luasync.http_native").openai_delta
+    local plain_delta = require("luasync.http_native").plain_delta
+    local function native_delta(data) return plain_delta("openai", "message", data) end
     local more = { { '{"index":0,"delta":{"content":"', nil }, { '{"index":0,"delta":{"content":""}', nil },
                    { '{"index":0,"delta":{"content":""},"finish_reason":null', "" },
                    { 'x{"index":0,"delta":{"content":"t"}"finish_reason":null', "t" },
@@ -323,6 +324,17 @@ describe("llm stream events", function()
       { '{"type":"content_block_delta","index":0,"delta":{"text":"x","type":"text_delta"}}', nil },
       { '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"},"extra":1}', nil },
     }
+    -- the transport's native fast path (src/http/plain_delta.cpp), for content_block_delta events only
+    local plain_delta = require("luasync.http_native").plain_delta
+    local a_more = { { '{"type":"text_delta","text":"t"}}', "t" }, { '{"type":"text_delta","text":"t"}}\n', nil },
+                     { '{"type":"text_delta","text":"t"}', nil }, { '{"type":"text_delta","text":"t"} }', nil },
+                     { '{"type":"text_delta","text":"', nil }, { "", nil } }
+    for _, c in ipairs(a_cases) do a_more[#a_more + 1] = c end
+    for _, c in ipairs(a_more) do
+      assert.equals(c[2], anthropic._plain_delta(c[1]), c[1])
+      assert.equals(c[2], plain_delta("anthropic", "content_block_delta", c[1]), c[1])
+      assert.is_nil(plain_delta("anthropic", "message", c[1]), c[1])
+    end
     for _, c in ipairs(a_cases) do
       assert.equals(c[2], anthropic._plain_delta(c[1]), c[1])
       local d = json.decode(c[1]).delta

@@ -18,7 +18,9 @@ local decode, encode, null = json.decode, json.encode, json.null
 local type, pcall, ipairs, tostring, concat = type, pcall, ipairs, tostring, table.concat
 local find, sub, byte = string.find, string.sub, string.byte
 
-local P = { name = "anthropic", framing = "sse" }
+-- deltas: the transport hands a plain text delta (plain_delta below) over as its text alone, a string event
+-- (src/http/plain_delta.h).
+local P = { name = "anthropic", framing = "sse", deltas = "anthropic" }
 
 P.VERSION = "2023-06-01"
 P.DEFAULT_MAX_TOKENS = 4096
@@ -127,6 +129,10 @@ end
 P._plain_delta = plain_delta
 
 function P.event(st, ev)
+  if type(ev) == "string" then   -- a plain text delta the transport found (P.deltas)
+    if ev == "" then return nil end
+    return add_part(st, ev)
+  end
   local name = ev.event
   if IGNORED[name] then return nil end
   if name == "content_block_delta" then

@@ -13,7 +13,7 @@ local type, pcall, ipairs, tostring = type, pcall, ipairs, tostring
 local find, sub, byte = string.find, string.sub, string.byte
 
 -- deltas: the transport hands a plain content delta (plain_delta below) over as its text alone, a string event,
--- after the stream's first event (src/http/openai_delta.h).
+-- after the stream's first event (src/http/plain_delta.h).
 local P = { name = "openai", framing = "sse", deltas = "openai" }
 
 -- api.openai.com wants max_completion_tokens (its newer models reject max_tokens);

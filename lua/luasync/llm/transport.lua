@@ -1,9 +1,9 @@
 -- luasync.llm.transport: the one place LLM calls reach the HTTP client.
 --
 -- request(spec) -> Promise of {status, headers, body}, spec as http.request takes it:
---   {method=, url=, headers=, body=, timeout=, stream=, framing="sse"|"ndjson", deltas="openai"|nil}
+--   {method=, url=, headers=, body=, timeout=, stream=, framing="sse"|"ndjson", deltas="openai"|"anthropic"|nil}
 -- With stream=true and a framing, body is a Stream of SSE events {event=, data=, id=}
--- or NDJSON lines; with deltas="openai", an OpenAI plain content delta after the first
+-- or NDJSON lines; with deltas, a plain text delta of that provider after the first
 -- event is its text alone (a string). Unit tests replace M.request with a fake.
 local M = {}
 
@@ -24,7 +24,7 @@ function M.request(spec)
     end
     spec.headers = p
   end
-  return http._request("http.request", spec, nil, nil, nil, nil, nil, 2, spec.deltas == "openai")
+  return http._request("http.request", spec, nil, nil, nil, nil, nil, 2, spec.deltas)
 end
 
 return M
