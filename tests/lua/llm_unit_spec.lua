@@ -285,7 +285,7 @@ describe("llm stream events", function()
       { '{"id":"a","choices":[{"index":0,"delta":{"content": "a"},"finish_reason":null}]}', nil },
       { '{"id":"a","choices":[{"index":0,"delta":{"content":"\\"finish_reason\\":null"}}]}', nil },
     }
-    -- the transport's native fast path (src/http/openai_delta.cpp) finds exactly the same deltas
+    -- the transport's native fast path (src/http/plain_delta.cpp) finds exactly the same deltas
     local plain_delta = require("luasync.http_native").plain_delta
     local function native_delta(data) return plain_delta("openai", "message", data) end
     local more = { { '{"index":0,"delta":{"content":"', nil }, { '{"index":0,"delta":{"content":""}', nil },
