@@ -567,9 +567,9 @@ TEST_CASE("http: sequential requests reuse the connection", "[http]") {
 }
 
 TEST_CASE("http: an idle connection the server closes neither spins the loop nor fails the next request", "[http]") {
-  // A kept-alive connection's poll handle stays registered between requests (see multi.cpp). The server's close
-  // makes the socket readable for good, so the first such event has to stop the handle, or every loop iteration
-  // would wake for it.
+  // A kept-alive connection stays registered in the Multi's epoll set between requests (see multi.cpp). The
+  // server's close makes the socket readable for good, so the first such event has to unregister it, or every
+  // loop iteration would wake for it.
   REQUIRE_SERVER();
   Loop l;
   {
@@ -1212,9 +1212,9 @@ TEST_CASE("http: destroying the Multi with transfers in flight frees everything"
 }
 
 TEST_CASE("http: a socket curl closed leaves no poll handle that could unregister its fd's next owner", "[http]") {
-  // The Multi keeps a stopped poll handle per kept-alive connection between requests. libuv's uv_poll_stop and
-  // uv_close remove the fd from epoll, so a handle outliving its socket would, when finally closed, unregister
-  // whatever else got that fd number since. Here the number goes to a socketpair watched by the test.
+  // The Multi keeps a context per kept-alive connection between requests. One outliving its socket would, when
+  // finally dropped, unregister whatever else got that fd number since (from its own epoll set; with a libuv
+  // poll handle per socket, as before, from the loop's). Here the number goes to a socketpair the test watches.
   REQUIRE_SERVER();
   Loop l;
   int fds[2] = {-1, -1};
