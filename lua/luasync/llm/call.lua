@@ -157,6 +157,9 @@ end
 --   attempt's response, sent as soon as the slot was free), start_err, slot_p (a
 --   reader waiting for the slot), first (delta found while opening), pulled, opened,
 --   finished, ok/value (outcome), result_p (promise given out by s:result()), stream.
+-- The table is made with the sixteen fields every stream sets, so that its hash part holds sixteen slots
+-- (LuaJIT's allocator for blocks up to 512 bytes): start_err, slot_p and result_p, set on rarer paths
+-- (a failed first send, a full limiter, result() before the end), start out nil and are added when needed.
 --
 -- No task is made per stream: the first request is sent from the limiter's callback,
 -- and everything else (status, retries, the first delta) runs in the reader's task.
@@ -410,9 +413,8 @@ local StreamMT = Stream.Stream
 
 function M.open_stream(client, req, body)
   local x = setmetatable({ client = client, req = req, body = body, P = client.P, st = false, hbody = false,
-                           headers = false, slot = false, first_p = false, start_err = false, slot_p = false,
-                           first = false, pulled = false, opened = false, finished = false, ok = false,
-                           value = false, result_p = false, stream = false }, X)
+                           headers = false, slot = false, first_p = false, first = false, pulled = false,
+                           opened = false, finished = false, ok = false, value = false, stream = false }, X)
   local s = setmetatable({ _pull = x, _close = setmetatable({ x = x }, Close), _closed = false, _llm = x,
                            result = result_method }, StreamMT)
   x.stream = s
