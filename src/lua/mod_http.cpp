@@ -543,30 +543,21 @@ int luaopen_http_native(lua_State* L) {
     lua_pushcclosure(L, f->func, 1);
     lua_setfield(L, -2, f->name);
   }
-  lua_pushcfunction(L, l_header_set);
-  lua_setfield(L, -2, "header_set");
-  lua_pushcfunction(L, l_plain_delta);
-  lua_setfield(L, -2, "plain_delta");
-  lua_pushinteger(L, kOpenAiDeltas);
-  lua_setfield(L, -2, "OPENAI_DELTAS");
-  lua_pushinteger(L, kAnthropicDeltas);
-  lua_setfield(L, -2, "ANTHROPIC_DELTAS");
-  lua_pushinteger(L, lhttp::kEvHeaders);
-  lua_setfield(L, -2, "HEADERS");
-  lua_pushinteger(L, lhttp::kEvDone);
-  lua_setfield(L, -2, "DONE");
-  lua_pushinteger(L, lhttp::kEvFail);
-  lua_setfield(L, -2, "FAIL");
-  lua_pushinteger(L, lhttp::kEvReadable);
-  lua_setfield(L, -2, "READABLE");
-  lua_pushinteger(L, lhttp::kEvNeedBody);
-  lua_setfield(L, -2, "NEED_BODY");
-  lua_pushinteger(L, kStream);
-  lua_setfield(L, -2, "STREAM");
-  lua_pushinteger(L, kInsecure);
-  lua_setfield(L, -2, "INSECURE");
-  lua_pushinteger(L, kUpload);
-  lua_setfield(L, -2, "UPLOAD");
+  static const luaL_Reg plain_fns[] = {{"header_set", l_header_set}, {"plain_delta", l_plain_delta}, {nullptr, nullptr}};
+  luaL_register(L, nullptr, plain_fns);  // (no binding needed)
+  static const struct {
+    const char* name;
+    int value;
+  } kConstants[] = {
+      {"HEADERS", lhttp::kEvHeaders}, {"DONE", lhttp::kEvDone},         {"FAIL", lhttp::kEvFail},
+      {"READABLE", lhttp::kEvReadable}, {"NEED_BODY", lhttp::kEvNeedBody}, {"STREAM", kStream},
+      {"INSECURE", kInsecure},        {"UPLOAD", kUpload},                {"OPENAI_DELTAS", kOpenAiDeltas},
+      {"ANTHROPIC_DELTAS", kAnthropicDeltas},
+  };
+  for (const auto& c : kConstants) {
+    lua_pushinteger(L, c.value);
+    lua_setfield(L, -2, c.name);
+  }
   return 1;
 }
 
