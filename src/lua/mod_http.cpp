@@ -543,7 +543,8 @@ int luaopen_http_native(lua_State* L) {
     lua_pushcclosure(L, f->func, 1);
     lua_setfield(L, -2, f->name);
   }
-  static const luaL_Reg plain_fns[] = {{"header_set", l_header_set}, {"plain_delta", l_plain_delta}, {nullptr, nullptr}};
+  static const luaL_Reg plain_fns[] = {
+      {"header_set", l_header_set}, {"plain_delta", l_plain_delta}, {nullptr, nullptr}};
   luaL_register(L, nullptr, plain_fns);  // (no binding needed)
   static const struct {
     const char* name;
