@@ -52,7 +52,8 @@ bool Transfer::Start(http::RequestOptions options, std::string* error) {
   callbacks.on_done = [this](http::Result&& result) { OnDone(std::move(result)); };
   if (upload_active) options.body_source = [this](std::string& out) { return PullBody(out); };
   // Events (SSE, NDJSON) arrive a few hundred bytes at a time: a large receive buffer buys nothing there, and
-  // with many streams at once it cost ~10% of the CPU (1,000 LLM streams: 64 MiB of buffers instead of 16).
+  // with many streams at once it cost time (1,000 LLM streams: 64 MiB of buffers instead of 16; paired with the
+  // C floor, TTFT +21.9 -> +13.4 ms and CPU 1.087x -> 1.045x with 16 KiB, bench/README-llm.md).
   if (framing != Framing::kNone) options.buffer_size = kFramedBuffer;
   req = hub->multi()->Start(std::move(options), std::move(callbacks), error);
   PrefaultHeapTop();  // a burst of starts grows the heap by an easy handle and more each

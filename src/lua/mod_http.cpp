@@ -154,7 +154,6 @@ void PushEvents(lua_State* L, Transfer* t) {
   t->events.clear();
 }
 
-// native.start(...) -> transfer | nil, message
 // {name, value, ...} at idx as Headers (non-string entries skipped: http.lua checked them).
 http::Headers FlatHeaders(lua_State* L, int idx) {
   http::Headers headers;
@@ -230,6 +229,7 @@ int l_header_set_gc(lua_State* L) {
   return 0;
 }
 
+// native.start(...) -> transfer | nil, message
 int l_start(lua_State* L) {
   Binding* b = GetBinding(L);
   luaL_checktype(L, 1, LUA_TTABLE);
