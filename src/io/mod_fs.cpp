@@ -20,12 +20,37 @@
 #include "io/reader.h"
 #include "io/sink.h"
 #include "io/waiter.h"
+#include "lua/huge_blocks.h"
 #include "lua/module.h"
 
 namespace luasync::io {
 namespace {
 
 enum class Op { kReadFile, kWriteFile, kAppendFile, kStat, kExists, kList, kRemove, kMkdir, kRename };
+
+// The bytes of a file read: a large buffer comes from huge pages (lua/huge_blocks.h), and read(2) writes into
+// it directly (a std::string would be zero-filled first, or filled through a bounce buffer).
+struct ReadBuffer {
+  char* bytes = nullptr;
+  size_t len = 0;
+  size_t cap = 0;
+  ReadBuffer() = default;
+  ReadBuffer(const ReadBuffer&) = delete;
+  ReadBuffer& operator=(const ReadBuffer&) = delete;
+  ~ReadBuffer() {
+    if (bytes) huge::FreeBytes(bytes, cap);
+  }
+  bool Reserve(size_t n) {
+    if (n <= cap) return true;
+    auto* p = static_cast<char*>(huge::AllocBytes(n));
+    if (!p) return false;
+    if (len) std::memcpy(p, bytes, len);
+    if (bytes) huge::FreeBytes(bytes, cap);
+    bytes = p;
+    cap = n;
+    return true;
+  }
+};
 
 struct Job {
   uv_work_t req;
@@ -35,7 +60,7 @@ struct Job {
   std::string arg;        // data to write, or the new path of a rename
   bool recursive = false; // remove, mkdir
   int err = 0;            // a libuv error code (-errno) once done
-  std::string data;
+  ReadBuffer data;                // a file read
   std::vector<std::string> names;
   struct stat st;
   bool exists = false;
@@ -44,22 +69,28 @@ struct Job {
 
 int Errno() { return -errno; }
 
-int ReadAll(const std::string& path, std::string* out) {
+// Reads into *out, sized by fstat (one byte more, so that the end is seen without growing); a file that grows
+// meanwhile, or has no size (a pipe, /proc), grows the buffer by doubling.
+int ReadAll(const std::string& path, ReadBuffer* out) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Errno();
   struct stat st;
-  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) out->reserve(static_cast<size_t>(st.st_size));
-  char buf[64 * 1024];
+  size_t want = 64 * 1024;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) want = static_cast<size_t>(st.st_size) + 1;
   int err = 0;
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
+  if (!out->Reserve(want)) err = -ENOMEM;
+  while (err == 0) {
+    if (out->len == out->cap && !out->Reserve(out->cap * 2)) {
+      err = -ENOMEM;
+      break;
+    }
+    ssize_t n = ::read(fd, out->bytes + out->len, out->cap - out->len);
     if (n > 0) {
-      out->append(buf, static_cast<size_t>(n));
+      out->len += static_cast<size_t>(n);
     } else if (n == 0) {
       break;
     } else if (errno != EINTR) {
       err = Errno();
-      break;
     }
   }
   ::close(fd);
@@ -153,7 +184,7 @@ int PushResults(lua_State* L, Job* job) {
   if (job->err) return PushFail(L, job->err);
   switch (job->op) {
     case Op::kReadFile:
-      lua_pushlstring(L, job->data.data(), job->data.size());
+      lua_pushlstring(L, job->data.bytes ? job->data.bytes : "", job->data.len);
       return 1;
     case Op::kStat: {
       const struct stat& st = job->st;

@@ -80,7 +80,7 @@ void Transfer::Abort() {
 
 void Transfer::ReleaseBody() {
   if (body.capacity() >= kMinPooled && !hub->closed()) hub->GiveBuffer(std::move(body));
-  body = std::string();
+  body = BodyBuffer();
   head = 0;
 }
 
@@ -151,10 +151,14 @@ void Transfer::FramingFailed(const std::string& why) {
 }
 
 // Room for `need` bytes of body: exactly that when Content-Length gave it, else at least double. A large fresh
-// buffer is faulted in at once (lua/prefault.h) rather than a page at a time as the body is appended.
+// buffer is faulted in at once (lua/prefault.h) rather than a page at a time as the body is appended, unless
+// it lies in huge pages (lua/huge_blocks.h): one fault per 2 MiB there, and a block reused from the free list
+// is resident already (populating it again walks every page for nothing).
 void Transfer::Grow(size_t need, bool exact) {
   body.reserve(exact ? need : std::max(need, 2 * body.capacity()));
-  if (body.capacity() >= kPrefault) Prefault(body.data(), body.capacity());
+  if (body.capacity() >= kPrefault && !(huge::Owns(body.data()) && huge::PagesAreHuge())) {
+    Prefault(body.data(), body.capacity());
+  }
 }
 
 bool Transfer::OnChunk(const char* data, size_t len) {
@@ -356,14 +360,14 @@ void Hub::Close(const std::function<void(int)>& unref) {
   MaybeDelete();
 }
 
-std::string Hub::TakeBuffer() {
-  if (spare_.empty()) return std::string();
-  std::string buffer = std::move(spare_.back());
+BodyBuffer Hub::TakeBuffer() {
+  if (spare_.empty()) return BodyBuffer();
+  BodyBuffer buffer = std::move(spare_.back());
   spare_.pop_back();
   return buffer;
 }
 
-void Hub::GiveBuffer(std::string&& buffer) {
+void Hub::GiveBuffer(BodyBuffer&& buffer) {
   if (spare_.size() >= kMaxSpare || buffer.capacity() > kMaxSpareCapacity) return;
   buffer.clear();
   spare_.push_back(std::move(buffer));

@@ -30,6 +30,7 @@
 #include "http/plain_delta.h"
 #include "http/request.h"
 #include "http/sse.h"
+#include "lua/huge_blocks.h"
 
 struct uv_loop_s;
 struct uv_check_s;
@@ -57,6 +58,10 @@ constexpr size_t kHighWater = 256 * 1024;
 constexpr size_t kMaxRead = 64 * 1024;
 
 class Hub;
+
+/// A response body being collected: large ones live in huge pages (lua/huge_blocks.h), where a fresh 1 MiB
+/// buffer is one page fault instead of 256.
+using BodyBuffer = huge::Bytes;
 
 /// One SSE event, as offsets into Transfer::arena.
 struct EventSpan {
@@ -107,7 +112,7 @@ struct Transfer {
   int status = 0;
   http::Headers headers;
   std::string url;               ///< effective URL (buffered mode)
-  std::string body;              ///< buffered mode: the whole body; stream mode: raw bytes, unread from `head`
+  BodyBuffer body;               ///< buffered mode: the whole body; stream mode: raw bytes, unread from `head`
   size_t head = 0;               ///< stream mode: bytes of `body` already read
   std::string arena;             ///< framed mode: bytes of unread events
   std::vector<EventSpan> events; ///< framed mode: unread events (ndjson: data only)
@@ -168,8 +173,8 @@ class Hub {
   size_t in_flight() const { return multi_ ? multi_->active() : 0; }
 
   /// Body buffers are pooled: fresh memory costs a page fault per 4 KiB, and large buffers come from mmap.
-  std::string TakeBuffer();
-  void GiveBuffer(std::string&& buffer);
+  BodyBuffer TakeBuffer();
+  void GiveBuffer(BodyBuffer&& buffer);
 
   /// Deletes the hub if it is closed and no transfer is left.
   void MaybeDelete();
@@ -194,7 +199,7 @@ class Hub {
   size_t head_ = 0;
   Transfer* live_ = nullptr;
   size_t live_count_ = 0;
-  std::vector<std::string> spare_;  // cleared buffers kept for reuse
+  std::vector<BodyBuffer> spare_;  // cleared buffers kept for reuse
   bool closed_ = false;
 };
 

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "lua/huge_blocks.h"
 #include "lua/prefault.h"
 
 namespace luasync {
@@ -27,9 +28,8 @@ LuaHeap::~LuaHeap() {
 }
 
 bool LuaHeap::NewRegion() {
-  void* base = ::mmap(nullptr, kRegionSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                      -1, 0);
-  if (base == MAP_FAILED) return false;
+  void* base = huge::MapHuge(kRegionSize, true);
+  if (base == nullptr) return false;
   auto* r = static_cast<Region*>(base);
   r->prev = regions_;
   r->size = kRegionSize;
@@ -107,28 +107,33 @@ void* LuaHeap::Alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
   auto* h = static_cast<LuaHeap*>(ud);
   if (ptr == nullptr) {  // (osize then carries no size)
     if (nsize == 0) return nullptr;
-    return nsize <= kMaxSmall ? h->AllocSmall(ClassOf(nsize)) : std::malloc(nsize);
+    return nsize <= kMaxSmall ? h->AllocSmall(ClassOf(nsize)) : huge::AllocBytes(nsize);
   }
   const bool osmall = osize <= kMaxSmall;
   if (nsize == 0) {
     if (osmall) {
       h->FreeSmall(ptr, ClassOf(osize));
     } else {
-      std::free(ptr);
+      huge::FreeBytes(ptr, osize);
     }
     return nullptr;
   }
   const bool nsmall = nsize <= kMaxSmall;
   if (osmall && nsmall && ClassOf(osize) == ClassOf(nsize)) return ptr;
-  if (!osmall && !nsmall) return std::realloc(ptr, nsize);
-  // Moving between the small classes and malloc, or between small classes.
-  void* q = nsmall ? h->AllocSmall(ClassOf(nsize)) : std::malloc(nsize);
+  if (!osmall && !nsmall) {
+    const bool ohuge = osize >= huge::kMinBlock && huge::Owns(ptr);
+    if (ohuge && huge::Capacity(osize) == huge::Capacity(nsize)) return ptr;
+    const bool nhuge = nsize >= huge::kMinBlock;
+    if (!ohuge && !nhuge) return std::realloc(ptr, nsize);  // both malloc's (it may grow in place)
+  }
+  // Moving between size classes, huge blocks and malloc.
+  void* q = nsmall ? h->AllocSmall(ClassOf(nsize)) : huge::AllocBytes(nsize);
   if (q == nullptr) return nullptr;  // the old block stays valid, as Lua requires
   std::memcpy(q, ptr, std::min(osize, nsize));
   if (osmall) {
     h->FreeSmall(ptr, ClassOf(osize));
   } else {
-    std::free(ptr);
+    huge::FreeBytes(ptr, osize);
   }
   return q;
 #endif

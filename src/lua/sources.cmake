@@ -5,6 +5,7 @@ list(APPEND LUASYNC_CORE_SOURCES
   src/lua/runtime.cpp
   src/lua/lua_heap.cpp
   src/lua/prefault.cpp
+  src/lua/huge_blocks.cpp
   src/lua/mod_core.cpp
 )
 list(APPEND LUASYNC_CORE_SOURCES src/lua/mod_json.cpp src/lua/json_encode.cpp src/lua/json_split.cpp)
