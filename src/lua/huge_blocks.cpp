@@ -1,6 +1,8 @@
 #include "lua/huge_blocks.h"
 
+#include <malloc.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -161,6 +163,39 @@ void Free(void* p, size_t n) {
     s.cached += size;
   }
   s.free_blocks[index].push_back(b);
+}
+
+namespace {
+uintptr_t g_heap_advised = 0;  // the malloc heap is advised below this address (0: not managed)
+}
+
+void AdviseMallocHeap() {
+#ifndef LUASYNC_HUGE_OFF
+  if (!PagesAreHuge() || g_heap_advised != 0) return;
+  // glibc grows its heap (brk) by what a request needs plus M_TOP_PAD, 128 KiB by default; in 16 MiB steps the
+  // growth can be advised before most of it is touched. Setting any of these fixes glibc's otherwise adaptive
+  // thresholds, so they are set to the upper values it would adapt to (mmap above 32 MiB; trim past 64 MiB).
+  mallopt(M_TOP_PAD, static_cast<int>(kHeapStep));
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+  g_heap_advised = reinterpret_cast<uintptr_t>(::sbrk(0));
+  // More than the heap has free: it grows now by this and a step, all untouched (malloc writes a chunk header),
+  // and stays grown (below the trim threshold).
+  void* volatile probe = std::malloc(kHeapStep / 2);  // (volatile: a malloc/free pair may be optimised out)
+  std::free(probe);
+  AdviseHeapGrowth();
+#endif
+}
+
+bool AdviseHeapGrowth() {
+  if (g_heap_advised == 0) return false;
+  uintptr_t top = reinterpret_cast<uintptr_t>(::sbrk(0));  // glibc: no system call for 0
+  if (top > g_heap_advised) {
+    uintptr_t from = g_heap_advised & ~uintptr_t{4095};
+    ::madvise(reinterpret_cast<void*>(from), top - from, MADV_HUGEPAGE);
+  }
+  g_heap_advised = top;  // (also when malloc trimmed the heap)
+  return true;
 }
 
 size_t CachedBytes() {

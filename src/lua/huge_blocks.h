@@ -49,6 +49,15 @@ size_t CachedBytes();
 /// Where it does not, a fresh block is still faulted in a 4 KiB page at a time, and callers may prefault it.
 bool PagesAreHuge();
 
+/// The malloc heap (libcurl's handles and buffers, the C++ side's objects) in huge pages too: makes glibc grow
+/// its heap in steps of kHeapStep and advises what it has so far. Call once, first thing in main; a no-op
+/// without transparent huge pages or under AddressSanitizer.
+void AdviseMallocHeap();
+/// Advises what the malloc heap grew by since the last call (cheap when it did not grow: no system call).
+/// Returns false, doing nothing, unless AdviseMallocHeap took the heap on.
+bool AdviseHeapGrowth();
+constexpr size_t kHeapStep = size_t{16} << 20;
+
 /// Maps `size` bytes (a multiple of 2 MiB) at a 2 MiB boundary, advised MADV_HUGEPAGE; nullptr on failure.
 /// With reserve_only, address space to be used piecemeal (MAP_NORESERVE: the system does not count it against
 /// its commit limit). Release with munmap(p, size).

@@ -1,5 +1,7 @@
 #include "lua/prefault.h"
 
+#include "lua/huge_blocks.h"
+
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -28,6 +30,7 @@ void Prefault(void* data, size_t len) {
 }
 
 void PrefaultHeapTop() {
+  if (huge::AdviseHeapGrowth()) return;  // the heap is in huge pages (main took it on): faults are cheap there
   auto brk = reinterpret_cast<uintptr_t>(::sbrk(0)) & ~(kPage - 1);  // glibc: no system call for 0
   if (g_heap_done != 0 && brk > g_heap_done) Prefault(reinterpret_cast<void*>(g_heap_done), brk - g_heap_done);
   g_heap_done = brk;  // (also when malloc trimmed the heap below it)

@@ -2,6 +2,8 @@
 // allocator for strings, and LuaHeap's large blocks on top of them.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <cstdint>
 #include <cstring>
 #include <fstream>
@@ -167,4 +169,22 @@ TEST_CASE("lua heap: large blocks come from huge blocks and resize keeping their
   CHECK(q[299] == static_cast<unsigned char>(299 * 7));
   CHECK(A(q, 300, 0) == nullptr);
   CHECK(h.small_in_use() == 0);
+}
+
+TEST_CASE("huge blocks: the malloc heap grows in advised steps once taken on", "[huge]") {
+  if (!kOn || !huge::PagesAreHuge()) {
+    CHECK_FALSE(huge::AdviseHeapGrowth());  // not taken on: callers prefault the heap themselves
+    return;
+  }
+  CHECK_FALSE(huge::AdviseHeapGrowth());
+  huge::AdviseMallocHeap();
+  auto top = reinterpret_cast<char*>(sbrk(0));
+  CHECK(VmFlagsOf(top - 1).find(" hg") != std::string::npos);
+  // Grow the heap past its step (blocks below the mmap threshold come from brk), then advise the growth.
+  std::vector<void*> blocks;
+  while (reinterpret_cast<char*>(sbrk(0)) <= top) blocks.push_back(std::malloc(1 << 20));
+  auto grown = reinterpret_cast<char*>(sbrk(0));
+  CHECK(huge::AdviseHeapGrowth());
+  CHECK(VmFlagsOf(grown - 1).find(" hg") != std::string::npos);
+  for (void* p : blocks) std::free(p);
 }
