@@ -2,6 +2,7 @@
 
 #include <malloc.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -23,7 +24,7 @@ namespace luasync::huge {
 namespace {
 
 constexpr size_t kHugePage = size_t{2} << 20;
-constexpr size_t kRegionSize = size_t{256} << 20;  // address space per region (a pooled block: at most 1/16)
+constexpr size_t kRegionSize = size_t{64} << 20;   // address space per region (a pooled block: at most 1/4)
 constexpr int kSteps = 4;                           // classes per doubling
 constexpr int kClasses = 8 * kSteps + 1;            // kMinBlock << 8 == kMaxPooled
 
@@ -61,6 +62,18 @@ struct State {
 State& S() {
   static State* s = new State;  // never destroyed: blocks may be freed during static destruction
   return *s;
+}
+
+// Under an address-space or data limit (ulimit -v, ulimit -d) reserved regions and a padded heap spend the
+// budget before any memory is used, and a thread the runtime starts later (libuv aborts when it cannot)
+// may find none left: then everything stays with malloc.
+bool Limited() {
+  static const bool limited = [] {
+    rlimit as{}, data{};
+    return (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) ||
+           (getrlimit(RLIMIT_DATA, &data) == 0 && data.rlim_cur != RLIM_INFINITY);
+  }();
+  return limited;
 }
 
 }  // namespace
@@ -102,7 +115,7 @@ void* Alloc(size_t n) {
   (void)n;
   return nullptr;
 #else
-  if (n < kMinBlock) return nullptr;
+  if (n < kMinBlock || Limited()) return nullptr;
   State& s = S();
   if (n > kMaxPooled) {
     size_t size = RoundToHuge(n);
@@ -171,7 +184,7 @@ uintptr_t g_heap_advised = 0;  // the malloc heap is advised below this address 
 
 void AdviseMallocHeap() {
 #ifndef LUASYNC_HUGE_OFF
-  if (!PagesAreHuge() || g_heap_advised != 0) return;
+  if (!PagesAreHuge() || Limited() || g_heap_advised != 0) return;
   // glibc grows its heap (brk) by what a request needs plus M_TOP_PAD, 128 KiB by default; in 16 MiB steps the
   // growth can be advised before most of it is touched. Setting any of these fixes glibc's otherwise adaptive
   // thresholds, so they are set to the upper values it would adapt to (mmap above 32 MiB; trim past 64 MiB).
@@ -196,6 +209,14 @@ bool AdviseHeapGrowth() {
   }
   g_heap_advised = top;  // (also when malloc trimmed the heap)
   return true;
+}
+
+bool Enabled() {
+#ifdef LUASYNC_HUGE_OFF
+  return false;
+#else
+  return !Limited();
+#endif
 }
 
 size_t CachedBytes() {

@@ -16,6 +16,9 @@
 // back to the system (MADV_DONTNEED) while its address range stays on the free list, to be faulted in again (in
 // huge pages, so cheaply) when reused. Regions are never returned: their address space outlives everything.
 //
+// Under an address-space or data limit (ulimit -v, ulimit -d) Alloc fails and the heap is left alone: reserving
+// address space ahead would spend the limit.
+//
 // Thread-safe (one mutex; a block is at least 64 KiB, so the lock is small next to what the caller then does
 // with it). Under AddressSanitizer Alloc always fails, so that callers use malloc and the sanitizer sees
 // every block.
@@ -33,7 +36,7 @@ constexpr size_t kMaxPooled = size_t{16} << 20;
 constexpr size_t kMaxCached = size_t{64} << 20;
 
 /// A block of at least n bytes (n >= kMinBlock), 4 KiB-aligned; nullptr when no memory could be mapped (or
-/// under AddressSanitizer): use malloc then.
+/// under AddressSanitizer, or a memory limit): use malloc then.
 void* Alloc(size_t n);
 /// Gives back a block from Alloc(m), where m and n have the same Capacity (normally n == m).
 void Free(void* p, size_t n);
@@ -41,6 +44,9 @@ void Free(void* p, size_t n);
 bool Owns(const void* p);
 /// The usable size of the block Alloc(n) returns (n for sizes below kMinBlock).
 size_t Capacity(size_t n);
+
+/// Whether Alloc serves blocks at all (not under AddressSanitizer or a memory limit).
+bool Enabled();
 
 /// Bytes of freed pooled blocks that still hold their pages (for tests).
 size_t CachedBytes();

@@ -21,17 +21,8 @@ namespace {
 
 constexpr size_t KiB = 1024, MiB = 1024 * 1024;
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kOn = false;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kOn = false;
-#else
-constexpr bool kOn = true;
-#endif
-#else
-constexpr bool kOn = true;
-#endif
+// Off under AddressSanitizer and under a memory limit (ulimit -v / -d): callers use malloc then.
+const bool kOn = huge::Enabled();
 
 // The VmFlags line of the mapping that holds p (from /proc/self/smaps), or "".
 std::string VmFlagsOf(const void* p) {
