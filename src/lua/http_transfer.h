@@ -172,7 +172,7 @@ class Hub {
   size_t live() const { return live_count_; }
   size_t in_flight() const { return multi_ ? multi_->active() : 0; }
 
-  /// Body buffers are pooled: fresh memory costs a page fault per 4 KiB, and large buffers come from mmap.
+  /// Body buffers are pooled: fresh memory costs page faults (one per 2 MiB for large ones, in huge pages).
   BodyBuffer TakeBuffer();
   void GiveBuffer(BodyBuffer&& buffer);
 

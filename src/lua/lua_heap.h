@@ -2,7 +2,8 @@
 //
 // Lua passes the size of every block it frees or resizes, so small blocks need
 // no header: they come from free lists, one per 8-byte size class up to
-// kMaxSmall bytes, carved out of large reserved regions. Bigger blocks go to
+// kMaxSmall bytes, carved out of large reserved regions (advised for huge
+// pages). Bigger blocks come from lua/huge_blocks.h from 64 KiB up, else from
 // malloc. Pages of a region are committed ahead of use in steps (one madvise
 // call per step) instead of one page fault per 4 KiB page: where page faults
 // are dear, as in virtual machines, a fault per page was most of the cost of

@@ -1,11 +1,11 @@
 #include "lua/prefault.h"
 
-#include "lua/huge_blocks.h"
-
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstdint>
+
+#include "lua/huge_blocks.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23  // Linux 5.14

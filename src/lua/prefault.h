@@ -20,7 +20,8 @@ void Prefault(void* data, size_t len);
 /// them; called after allocation-heavy steps (a transfer start: an easy handle is
 /// 5.5 KB of fresh calloc), it touches only memory malloc already holds, so the
 /// resident size grows by at most that padding. The first call only records the
-/// break.
+/// break. Where main put the heap in huge pages (huge::AdviseMallocHeap), it
+/// advises the growth for huge pages instead.
 void PrefaultHeapTop();
 
 }  // namespace luasync
