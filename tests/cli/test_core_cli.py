@@ -165,6 +165,54 @@ s.write("lp/fromlp.lua", 'return 42\n')
 r = s.run(["-e", 'print(require("fromlp"))'], env={"LUA_PATH": os.path.join(s.tmp, "lp", "?.lua") + ";;"})
 s.eq("require honours LUA_PATH", r.out, "42\n", r)
 
+# C modules through LUA_CPATH (API.md section 1): one in C, one in C++ that throws and catches inside (luasync
+# links its own libstdc++ statically; the module must still get a working one of its own).
+cmod = os.path.join(s.tmp, "cmod")
+os.makedirs(cmod, exist_ok=True)
+s.write("cmod/cadd.c", """#include <lua.h>
+#include <lauxlib.h>
+static int add(lua_State* L) { lua_pushnumber(L, luaL_checknumber(L, 1) + luaL_checknumber(L, 2)); return 1; }
+int luaopen_cadd(lua_State* L) { lua_newtable(L); lua_pushcfunction(L, add); lua_setfield(L, -2, "add"); return 1; }
+""")
+s.write("cmod/cppcat.cpp", """extern "C" {
+#include <lua.h>
+#include <lauxlib.h>
+}
+#include <stdexcept>
+#include <string>
+static int cat(lua_State* L) {
+  std::string text = luaL_checkstring(L, 1);
+  try {
+    if (text == "boom") throw std::runtime_error("boom");
+  } catch (const std::exception& e) {
+    text = std::string("caught ") + e.what();
+  }
+  text += "!";
+  lua_pushlstring(L, text.data(), text.size());
+  return 1;
+}
+extern "C" int luaopen_cppcat(lua_State* L) {
+  lua_newtable(L);
+  lua_pushcfunction(L, cat);
+  lua_setfield(L, -2, "cat");
+  return 1;
+}
+""")
+try:
+    cflags = subprocess.run(["pkg-config", "--cflags", "luajit"], capture_output=True, text=True,
+                            check=True).stdout.split()
+    for compiler, src, out in (("cc", "cadd.c", "cadd.so"), ("c++", "cppcat.cpp", "cppcat.so")):
+        subprocess.run([compiler, "-shared", "-fPIC", *cflags, "-o", out, src], cwd=cmod, check=True,
+                       capture_output=True)
+    built = True
+except (OSError, subprocess.CalledProcessError) as e:
+    print("skip C modules: cannot build them here (%s)" % e)
+    built = False
+if built:
+    r = s.run(["-e", 'print(require("cadd").add(2, 3), require("cppcat").cat("x"), require("cppcat").cat("boom"))'],
+              env={"LUA_CPATH": os.path.join(cmod, "?.so")})
+    s.eq("require loads C and C++ modules through LUA_CPATH", (r.rc, r.out, r.err), (0, "5\tx!\tcaught boom!\n", ""), r)
+
 copy = os.path.join(s.tmp, "bin-copy", "luasync")
 os.makedirs(os.path.dirname(copy), exist_ok=True)
 shutil.copy(binary(), copy)
