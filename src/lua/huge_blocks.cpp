@@ -59,6 +59,13 @@ struct State {
   size_t cached = 0;  // bytes of free blocks still holding their pages
 };
 
+bool InRange(const std::vector<State::Range>& ranges, uintptr_t a) {
+  for (const auto& r : ranges) {
+    if (a >= r.begin && a < r.end) return true;
+  }
+  return false;
+}
+
 State& S() {
   static State* s = new State;  // never destroyed: blocks may be freed during static destruction
   return *s;
@@ -149,26 +156,26 @@ void* Alloc(size_t n) {
 #endif
 }
 
-void Free(void* p, size_t n) {
+bool Free(void* p, size_t n) {
+  if (n < kMinBlock) return false;
   State& s = S();
   uintptr_t b = reinterpret_cast<uintptr_t>(p);
+  std::unique_lock<std::mutex> lock(s.mu);
   if (n > kMaxPooled) {
-    {
-      std::lock_guard<std::mutex> lock(s.mu);
-      for (auto& r : s.singles) {
-        if (r.begin == b) {
-          r = s.singles.back();
-          s.singles.pop_back();
-          break;
-        }
+    for (auto& r : s.singles) {
+      if (r.begin == b) {
+        r = s.singles.back();
+        s.singles.pop_back();
+        lock.unlock();
+        ::munmap(p, RoundToHuge(n));
+        return true;
       }
     }
-    ::munmap(p, RoundToHuge(n));
-    return;
+    return false;
   }
+  if (!InRange(s.regions, b)) return false;
   int index;
-  size_t size = ClassOf(n < kMinBlock ? kMinBlock : n, &index);
-  std::lock_guard<std::mutex> lock(s.mu);
+  size_t size = ClassOf(n, &index);
   if (s.cached + size > kMaxCached) {
     ::madvise(p, size, MADV_DONTNEED);  // the range stays ours; its pages go back
     b |= 1;
@@ -176,6 +183,7 @@ void Free(void* p, size_t n) {
     s.cached += size;
   }
   s.free_blocks[index].push_back(b);
+  return true;
 }
 
 namespace {
@@ -229,13 +237,7 @@ bool Owns(const void* p) {
   uintptr_t a = reinterpret_cast<uintptr_t>(p);
   State& s = S();
   std::lock_guard<std::mutex> lock(s.mu);
-  for (const auto& r : s.regions) {
-    if (a >= r.begin && a < r.end) return true;
-  }
-  for (const auto& r : s.singles) {
-    if (a >= r.begin && a < r.end) return true;
-  }
-  return false;
+  return InRange(s.regions, a) || InRange(s.singles, a);
 }
 
 }  // namespace luasync::huge

@@ -38,8 +38,9 @@ constexpr size_t kMaxCached = size_t{64} << 20;
 /// A block of at least n bytes (n >= kMinBlock), 4 KiB-aligned; nullptr when no memory could be mapped (or
 /// under AddressSanitizer, or a memory limit): use malloc then.
 void* Alloc(size_t n);
-/// Gives back a block from Alloc(m), where m and n have the same Capacity (normally n == m).
-void Free(void* p, size_t n);
+/// Gives back a block from Alloc(m), where m and n have the same Capacity (normally n == m). Returns false,
+/// doing nothing, when p is not such a block (one check and one lock: callers need not ask Owns first).
+bool Free(void* p, size_t n);
 /// Whether p points into a region (was returned by Alloc).
 bool Owns(const void* p);
 /// The usable size of the block Alloc(n) returns (n for sizes below kMinBlock).
@@ -77,11 +78,7 @@ inline void* AllocBytes(size_t n) {
   return std::malloc(n);
 }
 inline void FreeBytes(void* p, size_t n) {
-  if (n >= kMinBlock && Owns(p)) {
-    Free(p, n);
-  } else {
-    std::free(p);
-  }
+  if (!Free(p, n)) std::free(p);
 }
 
 /// An allocator for containers of large buffers (HTTP bodies): std::basic_string<char, ..., Allocator<char>>.
