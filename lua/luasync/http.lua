@@ -308,19 +308,19 @@ end
 --- http.request{method=, url=, headers=, body=, timeout=, connect_timeout=, stream=, max_body=, insecure=,
 --- framing=} -> Promise of {status=, headers=, body=}
 function M.request(o)
-  return request("http.request", o, nil, nil, nil, nil, nil, 2)
+  return (request("http.request", o, nil, nil, nil, nil, nil, 2))  -- (not a tail call: error levels count this frame)
 end
 
 --- http.get(url, opts) -> Promise of {status=, headers=, body=}
 function M.get(url, o)
   if type(url) ~= "string" then error("http.get: url is required", 2) end
-  return request("http.get", o, url, "GET", nil, nil, nil, 2)
+  return (request("http.get", o, url, "GET", nil, nil, nil, 2))
 end
 
 --- http.post(url, body, opts) -> Promise of {status=, headers=, body=}
 function M.post(url, body, o)
   if type(url) ~= "string" then error("http.post: url is required", 2) end
-  return request("http.post", o, url, "POST", body == nil and "" or body, nil, nil, 2)
+  return (request("http.post", o, url, "POST", body == nil and "" or body, nil, nil, 2))
 end
 
 M._request = request

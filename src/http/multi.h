@@ -17,11 +17,13 @@
 #include <vector>
 
 #include "http/request.h"
+#include "http/spin_policy.h"
 
 struct uv_loop_s;
 struct uv_timer_s;
 struct uv_idle_s;
 struct uv_poll_s;
+struct uv_prepare_s;
 
 namespace luasync::http {
 
@@ -37,6 +39,19 @@ class Multi {
     /// CURLOPT_BUFFERSIZE of a transfer whose options do not say (RequestOptions::buffer_size), 0 = curl's
     /// 16 KiB. 64 KiB halves the CPU cost of large downloads but costs that much memory per concurrent transfer.
     long buffer_size = 0;
+    /// Busy-wait budget in microseconds (spin_policy.h; multi.cpp, "Busy-waiting"): after each socket or timer
+    /// event the loop polls without sleeping for up to this long while a few transfers are in flight and recent
+    /// responses came within it. 0 turns busy-waiting off.
+    long spin_us = 50;
+  };
+
+  /// How busy-waiting went: responses within the budget of their wait (hits) or later (misses), waits during
+  /// which the loop spun, and the loop iterations it spun.
+  struct SpinStats {
+    uint64_t hits = 0;
+    uint64_t misses = 0;
+    uint64_t waits = 0;
+    uint64_t iterations = 0;
   };
 
   /// Calls curl_global_init on first use in the process (never at startup).
@@ -66,6 +81,10 @@ class Multi {
 
   uv_loop_s* loop() const { return loop_; }
 
+  SpinStats spin_stats() const {
+    return SpinStats{spin_.hits(), spin_.misses(), spin_waits_, spin_iterations_};
+  }
+
  private:
   friend class Request;
   struct SocketContext;
@@ -78,6 +97,8 @@ class Multi {
   void Defer(Request* request);              // schedule request->ApplyPause() from the idle callback
   void RunDeferred();                        // the idle callback: ApplyPause() each queued Request
   void CloseSocket(SocketContext* context);
+  void MarkActivity();                       // an event was handled or a transfer started: a wait begins
+  void SpinDecide();                         // before each poll: sleep, or poll again at once
   // A spare easy handle, or a new one (nullptr if out of memory). Base options are in place; a slot whose last
   // request was of another reusable kind than `kind` (kGet, kPost), or of none, is reset first.
   EasySlot* TakeEasy(EasySlot::State kind);
@@ -120,6 +141,16 @@ class Multi {
   void (*after_fn_)(void*, bool) = nullptr;  // SetAfterCallback
   void* after_arg_ = nullptr;
   int dispatching_ = 0;                      // inside on_done
+  // Busy-waiting: while transfers are in flight spin_prepare_ runs before each poll and starts spin_idle_ (an
+  // active idle handle keeps the poll from sleeping) while spin_ says so. Both owned (freed in their close
+  // callbacks), unreferenced, null when spinning is off.
+  SpinPolicy spin_;
+  uv_prepare_s* spin_prepare_ = nullptr;
+  uv_idle_s* spin_idle_ = nullptr;
+  bool spin_watching_ = false;               // spin_prepare_ is started
+  bool spinning_ = false;                    // spin_idle_ is started
+  uint64_t spin_waits_ = 0;
+  uint64_t spin_iterations_ = 0;
 };
 
 }  // namespace luasync::http

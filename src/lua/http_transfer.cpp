@@ -3,6 +3,8 @@
 #include <uv.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <stdexcept>
 #include <utility>
 
 #include "lua/prefault.h"
@@ -20,6 +22,25 @@ constexpr size_t kMinPooled = 4096;                   // smaller buffers are not
 constexpr size_t kMaxSpareCapacity = 8u << 20;        // larger buffers are freed
 constexpr int64_t kMaxReserve = 64 << 20;             // trust Content-Length this far for one allocation
 constexpr size_t kPrefault = 256 * 1024;              // fresh buffers this large are faulted in at once
+
+// LUASYNC_HTTP_SPIN_US: the busy-wait budget (http/spin_policy.h), if set; else the Multi's default.
+long SpinBudget(long fallback) {
+  const char* text = std::getenv("LUASYNC_HTTP_SPIN_US");
+  if (!text || !*text) return fallback;
+  long value = 0;
+  for (const char* p = text; *p; ++p) {
+    if (*p < '0' || *p > '9' || value > http::SpinPolicy::kMaxBudgetUs) {
+      value = -1;
+      break;
+    }
+    value = value * 10 + (*p - '0');
+  }
+  if (value < 0 || value > http::SpinPolicy::kMaxBudgetUs) {
+    throw std::runtime_error("LUASYNC_HTTP_SPIN_US must be a whole number of microseconds from 0 to 1000000, got \"" +
+                             std::string(text).substr(0, 40) + "\"");
+  }
+  return value;
+}
 
 int64_t ContentLength(const http::Headers& headers) {
   for (const auto& [name, value] : headers) {
@@ -247,6 +268,7 @@ http::Multi* Hub::multi() {
   if (!multi_) {
     http::Multi::Options options;
     options.buffer_size = kCurlBuffer;
+    options.spin_us = SpinBudget(options.spin_us);
     multi_ = std::make_unique<http::Multi>(loop_, options);
     multi_->SetAfterCallback(&Glue::AfterCurl, this);
   }

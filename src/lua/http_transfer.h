@@ -171,6 +171,7 @@ class Hub {
 
   size_t live() const { return live_count_; }
   size_t in_flight() const { return multi_ ? multi_->active() : 0; }
+  http::Multi::SpinStats spin_stats() const { return multi_ ? multi_->spin_stats() : http::Multi::SpinStats{}; }
 
   /// Body buffers are pooled: fresh memory costs page faults (one per 2 MiB for large ones, in huge pages).
   BodyBuffer TakeBuffer();

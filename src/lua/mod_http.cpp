@@ -11,7 +11,7 @@
 //   native.next() -> ctx, event, ... | nothing once every event is taken
 //     kEvHeaders: status, headers   kEvDone: status, headers, body, url   kEvFail: kind, message
 //     kEvReadable: (none)           kEvNeedBody: finished (true: the transfer ended, close the body stream)
-//   native.stats() -> {live=, in_flight=}
+//   native.stats() -> {live=, in_flight=, spin_hits=, spin_misses=, spin_waits=, spin_iterations=}
 //   t:read() -> string | array of events (framing) | false (nothing yet: a kEvReadable follows) | nil (end)
 //               | nil, kind, message
 //   t:abort()          cancel (silent: no event follows)
@@ -468,16 +468,26 @@ int l_set_drain(lua_State* L) {
   return 0;
 }
 
-// native.stats() -> {live=, in_flight=}
+// native.stats() -> {live=, in_flight=, spin_*=}: transfers held by Lua, in flight, and Multi::SpinStats
 int l_stats(lua_State* L) {
   Binding* b = GetBinding(L);
-  lua_createtable(L, 0, 2);
+  lua_createtable(L, 0, 6);
   int in_flight = 0;
   if (b->hub) in_flight = static_cast<int>(b->hub->in_flight());
   lua_pushinteger(L, in_flight);
   lua_setfield(L, -2, "in_flight");
   lua_pushinteger(L, b->hub ? static_cast<int>(b->hub->live()) : 0);
   lua_setfield(L, -2, "live");
+  http::Multi::SpinStats spin = b->hub ? b->hub->spin_stats() : http::Multi::SpinStats{};
+  const struct {
+    const char* name;
+    uint64_t value;
+  } counts[] = {{"spin_hits", spin.hits}, {"spin_misses", spin.misses}, {"spin_waits", spin.waits},
+                {"spin_iterations", spin.iterations}};
+  for (const auto& c : counts) {
+    lua_pushnumber(L, static_cast<lua_Number>(c.value));
+    lua_setfield(L, -2, c.name);
+  }
   return 1;
 }
 

@@ -168,6 +168,23 @@ print(r.status, (out.stdout:gsub("\\n", " ")))
     s.eq("a child inherits only its stdio (and ls its own listing's fd)", (r.rc, r.out, r.err),
          (0, "200\t0 1 2 3 \n", ""), r)
 
+    # --- busy-waiting for quick responses (src/http/spin_policy.h, docs/http.md) --------------------------
+    stats = """
+for i = 1, 3 do assert(await(http.get(BASE .. "/small")).status == 200) end
+local st = http._stats()
+print(st.spin_hits >= 3, st.spin_waits > 0, st.spin_iterations > 0)
+"""
+    r = lua(stats, env={"LUASYNC_HTTP_SPIN_US": "500000"})
+    s.eq("LUASYNC_HTTP_SPIN_US=500000: the loop spins for the fixture's answers", (r.rc, r.out, r.err),
+         (0, "true\ttrue\ttrue\n", ""), r)
+    r = lua(stats, env={"LUASYNC_HTTP_SPIN_US": "0"})
+    s.eq("LUASYNC_HTTP_SPIN_US=0: the loop never spins", (r.rc, r.out, r.err), (0, "false\tfalse\tfalse\n", ""), r)
+    for bad in ("fast", "-1", "1000001", "12us"):
+        r = lua('local ok, e = pcall(http.get, BASE .. "/small")\nprint(ok, e)', env={"LUASYNC_HTTP_SPIN_US": bad})
+        s.eq("LUASYNC_HTTP_SPIN_US=%s is refused by name" % bad, (r.rc, r.out, r.err),
+             (0, 'false\thttp.get: LUASYNC_HTTP_SPIN_US must be a whole number of microseconds from 0 to 1000000, '
+                 'got "%s"\n' % bad, ""), r)
+
     r = interrupt("""
 http.get(BASE .. "/hang")
 print("ready")

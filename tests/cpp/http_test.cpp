@@ -629,6 +629,57 @@ TEST_CASE("http: the after-callback follows every socket and timer callback and 
   Finish(l);
 }
 
+TEST_CASE("http: the loop busy-waits for quick responses and sleeps once they are slow", "[http]") {
+  REQUIRE_SERVER();
+  Loop l;
+  {
+    // A budget the fixture server answers within: every wait is a hit, and the loop spun.
+    Multi::Options options;
+    options.spin_us = 500000;
+    Multi multi(&l.loop, options);
+    for (int i = 0; i < 5; ++i) REQUIRE(Fetch(l, multi, Get("/small")).body == Pattern(64));
+    Multi::SpinStats stats = multi.spin_stats();
+    CHECK(stats.hits >= 1);  // (a response read in the same callback that sent its request ends no wait)
+    CHECK(stats.misses == 0);
+    CHECK(stats.waits >= 1);
+    CHECK(stats.iterations >= 1);
+  }
+  {
+    // Chunks 30 ms apart against a 2 ms budget: the first comes with the headers, each later one is a miss, and
+    // after kMaxMisses of them the loop spins no more (no new spinning wait, not one more spun iteration).
+    Multi::Options options;
+    options.spin_us = 2000;
+    Multi multi(&l.loop, options);
+    std::vector<Multi::SpinStats> at_chunk;
+    RequestCallbacks callbacks;
+    callbacks.on_chunk = [&](const char*, size_t) {
+      at_chunk.push_back(multi.spin_stats());
+      return false;
+    };
+    Result r = Fetch(l, multi, Get("/slow?chunks=8&delay=0.03"), std::move(callbacks));
+    REQUIRE(r.kind == ErrorKind::kOk);
+    REQUIRE(at_chunk.size() == 8);
+    Multi::SpinStats end = multi.spin_stats();
+    CHECK(end.misses >= 7);
+    const Multi::SpinStats& spent = at_chunk[luasync::http::SpinPolicy::kMaxMisses];
+    CHECK(spent.misses >= luasync::http::SpinPolicy::kMaxMisses);
+    CHECK(end.waits == spent.waits);
+    CHECK(end.iterations == spent.iterations);
+  }
+  {
+    Multi::Options options;
+    options.spin_us = 0;
+    Multi multi(&l.loop, options);
+    for (int i = 0; i < 3; ++i) REQUIRE(Fetch(l, multi, Get("/small")).kind == ErrorKind::kOk);
+    Multi::SpinStats stats = multi.spin_stats();
+    CHECK(stats.hits == 0);
+    CHECK(stats.misses == 0);
+    CHECK(stats.waits == 0);
+    CHECK(stats.iterations == 0);
+  }
+  Finish(l);
+}
+
 TEST_CASE("http: a reused easy handle carries no options of the previous request", "[http]") {
   // Requests one after another on one Multi share one pooled easy handle; a simple GET reuses it without
   // curl_easy_reset, setting only what differs, so every option must be undone when the next request lacks it.

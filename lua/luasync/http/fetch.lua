@@ -71,6 +71,6 @@ return function(http)
   return function(url, opts)
     if type(url) ~= "string" then error("fetch: url is required", 2) end
     if opts ~= nil and type(opts) ~= "table" then error("fetch: options must be a table", 2) end
-    return request("fetch", opts, url, nil, nil, true, wrap, 2)
+    return (request("fetch", opts, url, nil, nil, true, wrap, 2))  -- (not a tail call: error levels count this frame)
   end
 end

@@ -24,7 +24,7 @@ function M.request(spec)
     end
     spec.headers = p
   end
-  return http._request("http.request", spec, nil, nil, nil, nil, nil, 2, spec.deltas)
+  return (http._request("http.request", spec, nil, nil, nil, nil, nil, 2, spec.deltas))
 end
 
 return M
