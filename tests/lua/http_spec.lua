@@ -229,6 +229,19 @@ describe("failures", function()
     assert.has_error(function() fetch(base, { method = "GE T" }) end, "fetch: invalid method")
   end)
 
+  it("names the caller's line in argument errors", function()
+    local function where(f)
+      local ok, e = pcall(f)
+      assert.is_false(ok)
+      return e:match("^[^:]*http_spec%.lua:(%d+): ")
+    end
+    local line = debug.getinfo(1, "l").currentline
+    assert.equals(tostring(line + 1), where(function() local p = http.get("ftp://127.0.0.1/x"); return p end))
+    assert.equals(tostring(line + 2), where(function() local p = http.post("ftp://127.0.0.1/x", ""); return p end))
+    assert.equals(tostring(line + 3), where(function() local p = http.request({ url = 1 }); return p end))
+    assert.equals(tostring(line + 4), where(function() local p = fetch("ftp://127.0.0.1/x"); return p end))
+  end)
+
   it("rejects CR/LF in headers without sending anything or quoting the value", function()
     local e = assert.has_error(function()
       http.get(base .. "/echo", { headers = { Authorization = "Bearer sk-123\r\nX-Evil: 1" } })
