@@ -575,8 +575,8 @@ void Multi::ReturnEasy(EasySlot* slot, bool reusable) {
 // A response that comes back within microseconds (a server on this machine) reaches a loop asleep in epoll_wait:
 // waking the thread, and its CPU from idle, costs more than the server took, and the code that then handles the
 // response runs from cold caches. Measured on a 2-CPU VM, sequential small GETs with the server on the other CPU
-// (bench/README-http.md, "Busy-waiting"): time to first byte 51 us sleeping, 42 us spinning (the C floor, which
-// sleeps: 46 us). So after each event the loop polls without sleeping for a short budget, as spin_policy.h
+// (bench/README-http.md, "Busy-waiting"): time to first byte 45 us sleeping, 38 us spinning (the C floor, which
+// sleeps: 40 us). So after each event the loop polls without sleeping for a short budget, as spin_policy.h
 // decides: only with a few transfers in flight, and only while recent responses came within the budget (a remote
 // server's take milliseconds: after a few such waits the loop sleeps at once again).
 
