@@ -172,7 +172,8 @@ print(r.status, (out.stdout:gsub("\\n", " ")))
     stats = """
 for i = 1, 3 do assert(await(http.get(BASE .. "/small")).status == 200) end
 local st = http._stats()
-print(st.spin_hits >= 3, st.spin_waits > 0, st.spin_iterations > 0)
+-- (a response curl reads in the callback that sent its request ends no wait: the connect's does)
+print(st.spin_hits >= 1 and st.spin_misses == 0, st.spin_waits > 0, st.spin_iterations > 0)
 """
     r = lua(stats, env={"LUASYNC_HTTP_SPIN_US": "500000"})
     s.eq("LUASYNC_HTTP_SPIN_US=500000: the loop spins for the fixture's answers", (r.rc, r.out, r.err),
