@@ -1,6 +1,0 @@
-local ok, e = pcall(await, http.get("http://127.0.0.1:38375/hang", { timeout = 1 }))
-print(ok, e and e.kind)
-local r = await(http.get("http://127.0.0.1:38375/slow?chunks=20&delay=0.05"))
-print(r.status, #r.body)
-local st = http._stats()
-print(st.spin_iterations, st.spin_waits, st.spin_hits, st.spin_misses)
