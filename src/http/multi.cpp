@@ -198,7 +198,7 @@ struct Multi::Glue {
   // The loop found epfd_ readable: hand each ready socket to curl, in the order epoll lists them.
   static void Poll(uv_poll_t* poll, int, int) noexcept {
     auto* m = static_cast<Multi*>(poll->data);
-    if (m->spin_prepare_) m->spin_.Arrived(uv_hrtime());
+    if (m->spin_prepare_ && SpinPolicy::Concerns(m->active_)) m->spin_.Arrived(uv_hrtime());
     PollReady(m);
     m->MarkActivity();
   }
@@ -580,9 +580,11 @@ void Multi::ReturnEasy(EasySlot* slot, bool reusable) {
 // decides: only with a few transfers in flight, and only while recent responses came within the budget (a remote
 // server's take milliseconds: after a few such waits the loop sleeps at once again).
 
+// With more transfers in flight than the policy concerns itself with, neither marks nor scores read the clock:
+// a stale mark then means no spinning until the next activity with few transfers left.
 void Multi::MarkActivity() {
   if (!spin_prepare_) return;
-  spin_.Mark(uv_hrtime());
+  if (SpinPolicy::Concerns(active_)) spin_.Mark(uv_hrtime());
   if (!spin_watching_ && active_ > 0) {
     spin_watching_ = true;
     uv_prepare_start(spin_prepare_, &Glue::SpinPrepare);
@@ -590,7 +592,7 @@ void Multi::MarkActivity() {
 }
 
 void Multi::SpinDecide() {
-  bool spin = active_ > 0 && spin_.ShouldSpin(uv_hrtime(), active_);
+  bool spin = SpinPolicy::Concerns(active_) && spin_.ShouldSpin(uv_hrtime(), active_);
   if (spin != spinning_) {
     spinning_ = spin;
     if (spin) {

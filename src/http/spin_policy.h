@@ -41,9 +41,13 @@ class SpinPolicy {
     }
   }
 
+  /// Whether waits with `active` transfers in flight are the policy's business at all (the caller may skip
+  /// reading the clock for Mark and Arrived when not).
+  static bool Concerns(size_t active) { return active > 0 && active <= kMaxActive; }
+
   /// Whether the loop should poll again without sleeping, at `now` with `active` transfers in flight.
   bool ShouldSpin(uint64_t now, size_t active) const {
-    return enabled() && active > 0 && active <= kMaxActive && credit_ > 0 && now - mark_ < budget_ns_;
+    return enabled() && Concerns(active) && credit_ > 0 && now - mark_ < budget_ns_;
   }
 
   uint64_t hits() const { return hits_; }

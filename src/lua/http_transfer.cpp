@@ -3,6 +3,8 @@
 #include <uv.h>
 
 #include <algorithm>
+#include <charconv>
+#include <cstring>
 #include <cstdlib>
 #include <stdexcept>
 #include <utility>
@@ -27,15 +29,10 @@ constexpr size_t kPrefault = 256 * 1024;              // fresh buffers this larg
 long SpinBudget(long fallback) {
   const char* text = std::getenv("LUASYNC_HTTP_SPIN_US");
   if (!text || !*text) return fallback;
-  long value = 0;
-  for (const char* p = text; *p; ++p) {
-    if (*p < '0' || *p > '9' || value > http::SpinPolicy::kMaxBudgetUs) {
-      value = -1;
-      break;
-    }
-    value = value * 10 + (*p - '0');
-  }
-  if (value < 0 || value > http::SpinPolicy::kMaxBudgetUs) {
+  const char* end = text + std::strlen(text);
+  long value = -1;
+  auto [stop, ec] = std::from_chars(text, end, value);
+  if (ec != std::errc() || stop != end || value < 0 || value > http::SpinPolicy::kMaxBudgetUs) {
     throw std::runtime_error("LUASYNC_HTTP_SPIN_US must be a whole number of microseconds from 0 to 1000000, got \"" +
                              std::string(text).substr(0, 40) + "\"");
   }
